@@ -74,8 +74,10 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit code = %d, want %d", code, ExitOK)
 	}
-	if !strings.Contains(out, "version") {
-		t.Errorf("help does not list version:\n%s", out)
+	for _, cmd := range []string{"scan", "checks", "version"} {
+		if !strings.Contains(out, "\n  "+cmd+" ") {
+			t.Errorf("help does not list %s:\n%s", cmd, out)
+		}
 	}
 	if strings.Contains(out, "completion") {
 		t.Errorf("help lists the hidden completion command:\n%s", out)

@@ -97,7 +97,11 @@ It is one binary. Each command below is one way to use it; run
 	}
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 
-	root.AddCommand(newVersionCommand(s))
+	root.AddCommand(
+		newScanCommand(s),
+		newChecksCommand(s),
+		newVersionCommand(s),
+	)
 	markArgErrorsAsUsage(root)
 	return root
 }

@@ -33,6 +33,7 @@ import (
 
 func clientFor(t *testing.T, cfg *rest.Config) *kubernetes.Clientset {
 	t.Helper()
+	cfg.WarningHandler = rest.NoWarnings{}
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kustode/kustode/internal/finding"
+	"github.com/kustode/kustode/internal/manifest"
+	"github.com/kustode/kustode/internal/posture"
+	"github.com/kustode/kustode/internal/posture/checks"
+)
+
+// severityFlag is a --fail-on / --min-severity value; "none" (for --fail-on)
+// is the unset state.
+type severityFlag struct {
+	set bool
+	sev finding.Severity
+}
+
+func (s *severityFlag) String() string {
+	if !s.set {
+		return "none"
+	}
+	return s.sev.String()
+}
+func (s *severityFlag) Type() string { return "severity" }
+func (s *severityFlag) Set(v string) error {
+	if v == "none" {
+		s.set = false
+		return nil
+	}
+	sev, err := finding.ParseSeverity(v)
+	if err != nil {
+		return err
+	}
+	s.set, s.sev = true, sev
+	return nil
+}
+
+// checkSelection holds the flags that choose which checks run.
+type checkSelection struct {
+	only       []string
+	skip       []string
+	frameworks []string
+	pssVersion string
+}
+
+func (sel *checkSelection) addFlags(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringSliceVar(&sel.only, "checks", nil, "run only these check IDs (comma-separated; see 'kustode checks')")
+	fs.StringSliceVar(&sel.skip, "skip-checks", nil, "do not run these check IDs")
+	fs.StringSliceVar(&sel.frameworks, "framework", nil,
+		"run only checks mapped to these frameworks: pss, pss-baseline, pss-restricted, cis, nsa, mitre")
+	fs.StringVar(&sel.pssVersion, "pss-version", "latest",
+		`Pod Security Standards version to judge by, as in the PodSecurity admission's version labels ("v1.30", "latest")`)
+}
+
+var frameworkNames = []string{"pss", "pss-baseline", "pss-restricted", "cis", "nsa", "mitre"}
+
+// resolve returns the selected checks. Unknown IDs and frameworks are usage
+// errors, so a typo never silently runs nothing.
+func (sel *checkSelection) resolve() ([]*posture.Check, error) {
+	all, err := checks.All(checks.Options{PSSVersion: sel.pssVersion})
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--pss-version: %w", err)}
+	}
+	known := map[string]bool{}
+	for _, c := range all {
+		known[c.ID] = true
+	}
+	for _, id := range append(slices.Clone(sel.only), sel.skip...) {
+		if !known[id] {
+			return nil, usageError{fmt.Errorf("unknown check %q (list them with 'kustode checks')", id)}
+		}
+	}
+	for _, f := range sel.frameworks {
+		if !slices.Contains(frameworkNames, f) {
+			return nil, usageError{fmt.Errorf("unknown framework %q (valid: %s)", f, strings.Join(frameworkNames, ", "))}
+		}
+	}
+	var out []*posture.Check
+	for _, c := range all {
+		if len(sel.only) > 0 && !slices.Contains(sel.only, c.ID) {
+			continue
+		}
+		if slices.Contains(sel.skip, c.ID) {
+			continue
+		}
+		if len(sel.frameworks) > 0 && !slices.ContainsFunc(sel.frameworks, func(f string) bool { return inFramework(c, f) }) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func inFramework(c *posture.Check, f string) bool {
+	fw := c.Frameworks
+	switch f {
+	case "pss":
+		return fw.PSS != ""
+	case "pss-baseline":
+		return fw.PSS == "baseline"
+	case "pss-restricted":
+		return fw.PSS == "restricted"
+	case "cis":
+		return len(fw.CIS) > 0
+	case "nsa":
+		return len(fw.NSA) > 0
+	case "mitre":
+		return len(fw.MITRE) > 0
+	}
+	return false
+}
+
+func newScanCommand(s streams) *cobra.Command {
+	output := newOutputFormat("table", "table", "json")
+	var (
+		sel         checkSelection
+		failOn      severityFlag
+		minSeverity severityFlag
+	)
+	cmd := &cobra.Command{
+		Use:   "scan PATH...",
+		Short: "Check Kubernetes manifests for security misconfigurations",
+		Long: `Scan Kubernetes manifests for security misconfigurations: every Pod Security
+Standards control (judged by the same code as the API server's PodSecurity
+admission), sensitive host paths, mutable images, missing limits, service
+account tokens, credentials in env literals and ConfigMaps, exposed Services.
+
+PATH is a file, a directory (read recursively: *.yaml, *.yml, *.json) or "-"
+for standard input. Multi-document YAML, JSON and List kinds are read; every
+workload kind (Pod, Deployment, ReplicaSet, ReplicationController,
+StatefulSet, DaemonSet, Job, CronJob) is checked through its pod template, at
+any apiVersion, old ones included.
+
+A document that cannot be read is reported with file:line and the reason;
+every other document is still scanned.
+
+Exceptions: annotate an object with kustode.io/exempt: "check-id,..." and
+kustode.io/exempt-reason: "why".
+
+Exit codes: 0 no finding at or above --fail-on; 1 findings at or above
+--fail-on; 2 usage error or some input could not be read (even if findings
+were printed).`,
+		Example: `  # scan a directory of manifests
+  kustode scan deploy/
+
+  # in CI: fail on high or critical findings, machine-readable output
+  kustode scan --fail-on high -o json manifests/ > kustode.json
+
+  # a Helm chart, rendered first
+  helm template ./chart | kustode scan -
+
+  # only the Pod Security Standards restricted profile, as of Kubernetes 1.30
+  kustode scan --framework pss --pss-version v1.30 app.yaml`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			selected, err := sel.resolve()
+			if err != nil {
+				return err
+			}
+			engine, err := posture.NewEngine(selected)
+			if err != nil {
+				return err
+			}
+			objs, inputErrs := manifest.Load(args, s.in)
+			findings, objErrs := engine.Run(objs)
+			if minSeverity.set {
+				findings = slices.DeleteFunc(findings, func(f finding.Finding) bool { return f.Severity < minSeverity.sev })
+			}
+			report := posture.NewReport(len(objs), findings, append(inputErrs, objErrs...))
+
+			if output.value == "json" {
+				if err := report.WriteJSON(s.out); err != nil {
+					return err
+				}
+			} else {
+				writeScanTable(s.out, report, useColor(s.out))
+				for _, e := range report.Errors {
+					fmt.Fprintf(s.err, "kustode: %s\n", e.Message)
+				}
+			}
+
+			switch {
+			case len(report.Errors) > 0:
+				if output.value == "json" {
+					fmt.Fprintf(s.err, "kustode: %d input error(s); see \"errors\" in the report\n", len(report.Errors))
+				}
+				return exitError{code: ExitUsage}
+			case failOn.set && slices.ContainsFunc(findings, func(f finding.Finding) bool { return f.Severity >= failOn.sev }):
+				return exitError{code: ExitFindings}
+			}
+			return nil
+		},
+	}
+	output.addTo(cmd.Flags())
+	sel.addFlags(cmd)
+	cmd.Flags().Var(&failOn, "fail-on", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical, none")
+	cmd.Flags().Var(&minSeverity, "min-severity", "report only findings at or above this severity")
+	return cmd
+}

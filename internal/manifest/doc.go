@@ -1,0 +1,8 @@
+// Package manifest reads Kubernetes objects from files, directories and
+// standard input: multi-document YAML, JSON, and List kinds, each object
+// with the file and line its document starts on.
+//
+// One bad document never stops the rest: Load returns every object it could
+// read and, separately, one error per document or file it could not, each
+// naming file:line, the reason and, where it can tell, the fix.
+package manifest

@@ -1,0 +1,82 @@
+package posture
+
+import (
+	"fmt"
+	"regexp"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kustode/kustode/internal/finding"
+	"github.com/kustode/kustode/internal/kube"
+)
+
+// Check is one posture check. Its ID never changes once released: users put
+// it in exception lists and CI filters.
+type Check struct {
+	// ID is stable and kebab-case ("pss-privileged").
+	ID string
+	// Title is a short noun phrase for tables ("Privileged container").
+	Title string
+	// Severity is the severity of every finding the check reports.
+	Severity finding.Severity
+	// Description says what the check looks for and why it matters.
+	Description string
+	// Remediation says how to fix a finding.
+	Remediation string
+	// Frameworks maps the check to compliance frameworks.
+	Frameworks finding.Frameworks
+	// Workload makes the check run once for the pod template of every
+	// workload kind (see kube.WorkloadKinds), with Pass.Pod set.
+	Workload bool
+	// Kinds lists other object kinds the check runs on.
+	Kinds []string
+	// Run inspects one object and reports findings through the Pass. It
+	// must not keep references to the Pass or modify the object.
+	Run func(*Pass)
+}
+
+var checkID = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// Validate reports what is wrong with a check's definition.
+func (c *Check) Validate() error {
+	switch {
+	case !checkID.MatchString(c.ID):
+		return fmt.Errorf("check %q: ID must be kebab-case", c.ID)
+	case c.Title == "" || c.Description == "" || c.Remediation == "":
+		return fmt.Errorf("check %s: title, description and remediation are required", c.ID)
+	case c.Run == nil:
+		return fmt.Errorf("check %s: Run is nil", c.ID)
+	case !c.Workload && len(c.Kinds) == 0:
+		return fmt.Errorf("check %s: runs on nothing (set Workload or Kinds)", c.ID)
+	}
+	return nil
+}
+
+// Pass is what a check's Run sees of one object.
+type Pass struct {
+	// Object is the object being checked.
+	Object *kube.Object
+	// Pod is the object's pod template, for workload checks; nil otherwise.
+	Pod *corev1.PodTemplateSpec
+
+	check    *Check
+	findings *[]finding.Finding
+}
+
+// Reportf records a finding of the running check on the object. The message
+// says what is wrong where ("container \"app\" runs privileged"); it must
+// never contain a secret value.
+func (p *Pass) Reportf(format string, args ...any) {
+	c := p.check
+	*p.findings = append(*p.findings, finding.Finding{
+		CheckID:     c.ID,
+		Severity:    c.Severity,
+		Title:       c.Title,
+		Message:     fmt.Sprintf(format, args...),
+		Object:      p.Object.Ref,
+		File:        p.Object.Source.File,
+		Line:        p.Object.Source.Line,
+		Remediation: c.Remediation,
+		Frameworks:  c.Frameworks,
+	})
+}

@@ -1,0 +1,43 @@
+package checks
+
+import (
+	"k8s.io/pod-security-admission/api"
+
+	"github.com/kustode/kustode/internal/posture"
+)
+
+// Options selects check behaviour that depends on the user's environment.
+type Options struct {
+	// PSSVersion is the Pod Security Standards version to judge by, as the
+	// PodSecurity admission's enforce-version label names it ("v1.30" or
+	// "latest"). Empty means latest.
+	PSSVersion string
+}
+
+// All returns every check, PSS controls first.
+func All(opts Options) ([]*posture.Check, error) {
+	v := api.LatestVersion()
+	if opts.PSSVersion != "" {
+		var err error
+		if v, err = api.ParseVersion(opts.PSSVersion); err != nil {
+			return nil, err
+		}
+	}
+	pss, err := PSS(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(pss,
+		HostPathSensitive,
+		ImageMutableTag,
+		ImageNoDigest,
+		ResourcesNoLimits,
+		ServiceAccountTokenAutomount,
+		DefaultServiceAccount,
+		WritableRootFilesystem,
+		EnvCredentialLiteral,
+		EnvSecretRef,
+		ServiceExposed,
+		ConfigMapCredentials,
+	), nil
+}
