@@ -8,9 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kustode/kustode/internal/finding"
+	"github.com/kustode/kustode/internal/kube"
 	"github.com/kustode/kustode/internal/manifest"
 	"github.com/kustode/kustode/internal/posture"
 	"github.com/kustode/kustode/internal/posture/checks"
+	"github.com/kustode/kustode/internal/version"
 )
 
 // severityFlag is a --fail-on / --min-severity value; "none" (for --fail-on)
@@ -117,15 +119,16 @@ func inFramework(c *posture.Check, f string) bool {
 }
 
 func newScanCommand(s streams) *cobra.Command {
-	output := newOutputFormat("table", "table", "json")
+	output := newOutputFormat("table", "table", "json", "sarif", "junit")
 	var (
 		sel         checkSelection
 		failOn      severityFlag
 		minSeverity severityFlag
+		cluster     clusterFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "scan PATH...",
-		Short: "Check Kubernetes manifests for security misconfigurations",
+		Use:   "scan (PATH... | --cluster)",
+		Short: "Check manifests or a live cluster for security misconfigurations",
 		Long: `Scan Kubernetes manifests for security misconfigurations: every Pod Security
 Standards control (judged by the same code as the API server's PodSecurity
 admission), sensitive host paths, mutable images, missing limits, service
@@ -140,8 +143,20 @@ any apiVersion, old ones included.
 A document that cannot be read is reported with file:line and the reason;
 every other document is still scanned.
 
+--cluster scans a live cluster instead, read-only, through the current
+kubeconfig context (or the in-cluster service account): the namespace of the
+context, -n NAMESPACE, or -A for all. Objects a controller manages (a
+Deployment's ReplicaSets and Pods) are judged through their controller, once.
+Secrets are never read. Kinds the credentials may not list are reported as
+errors, and everything else is still scanned.
+
 Exceptions: annotate an object with kustode.io/exempt: "check-id,..." and
 kustode.io/exempt-reason: "why".
+
+Output formats: table (grouped by object, most severe first), json (stable
+schema: apiVersion kustode.io/v1alpha1, kind ScanReport, summary, findings,
+errors), sarif (2.1.0, for GitHub code scanning), junit (one test case per
+object, for CI test reports).
 
 Exit codes: 0 no finding at or above --fail-on; 1 findings at or above
 --fail-on; 2 usage error or some input could not be read (even if findings
@@ -152,13 +167,29 @@ were printed).`,
   # in CI: fail on high or critical findings, machine-readable output
   kustode scan --fail-on high -o json manifests/ > kustode.json
 
+  # GitHub code scanning
+  kustode scan -o sarif manifests/ > kustode.sarif
+
   # a Helm chart, rendered first
   helm template ./chart | kustode scan -
 
   # only the Pod Security Standards restricted profile, as of Kubernetes 1.30
-  kustode scan --framework pss --pss-version v1.30 app.yaml`,
-		Args: cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+  kustode scan --framework pss-restricted --pss-version v1.30 app.yaml
+
+  # the live cluster, every namespace
+  kustode scan --cluster -A`,
+		Args: func(_ *cobra.Command, args []string) error {
+			switch {
+			case cluster.enabled && len(args) > 0:
+				return usageError{fmt.Errorf("give PATHs or --cluster, not both")}
+			case !cluster.enabled && len(args) == 0:
+				return usageError{fmt.Errorf("nothing to scan: give a PATH (a file, a directory or - for stdin) or --cluster")}
+			case !cluster.enabled && cluster.namespaceFlagsSet():
+				return usageError{fmt.Errorf("-n, -A, --kubeconfig and --context need --cluster")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
 			selected, err := sel.resolve()
 			if err != nil {
 				return err
@@ -167,29 +198,46 @@ were printed).`,
 			if err != nil {
 				return err
 			}
-			objs, inputErrs := manifest.Load(args, s.in)
+			var objs []kube.Object
+			var inputErrs []error
+			if cluster.enabled {
+				if objs, inputErrs, err = cluster.list(cmd.Context()); err != nil {
+					return err
+				}
+			} else {
+				objs, inputErrs = manifest.Load(args, s.in)
+			}
 			findings, objErrs := engine.Run(objs)
 			if minSeverity.set {
 				findings = slices.DeleteFunc(findings, func(f finding.Finding) bool { return f.Severity < minSeverity.sev })
 			}
 			report := posture.NewReport(len(objs), findings, append(inputErrs, objErrs...))
 
-			if output.value == "json" {
-				if err := report.WriteJSON(s.out); err != nil {
-					return err
+			switch output.value {
+			case "json":
+				err = report.WriteJSON(s.out)
+			case "sarif":
+				err = report.WriteSARIF(s.out, selected, version.Get().Version)
+			case "junit":
+				ids := make([]posture.ObjectID, len(objs))
+				for i, o := range objs {
+					ids[i] = posture.ObjectID{Ref: o.Ref, Source: o.Source}
 				}
-			} else {
+				err = report.WriteJUnit(s.out, ids)
+			default:
 				writeScanTable(s.out, report, useColor(s.out))
-				for _, e := range report.Errors {
-					fmt.Fprintf(s.err, "kustode: %s\n", e.Message)
-				}
+			}
+			if err != nil {
+				return err
+			}
+			// Input errors always reach stderr too, so a CI log shows them
+			// whatever the output format.
+			for _, e := range report.Errors {
+				fmt.Fprintf(s.err, "kustode: %s\n", e.Message)
 			}
 
 			switch {
 			case len(report.Errors) > 0:
-				if output.value == "json" {
-					fmt.Fprintf(s.err, "kustode: %d input error(s); see \"errors\" in the report\n", len(report.Errors))
-				}
 				return exitError{code: ExitUsage}
 			case failOn.set && slices.ContainsFunc(findings, func(f finding.Finding) bool { return f.Severity >= failOn.sev }):
 				return exitError{code: ExitFindings}
@@ -199,6 +247,7 @@ were printed).`,
 	}
 	output.addTo(cmd.Flags())
 	sel.addFlags(cmd)
+	cluster.addFlags(cmd)
 	cmd.Flags().Var(&failOn, "fail-on", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical, none")
 	cmd.Flags().Var(&minSeverity, "min-severity", "report only findings at or above this severity")
 	return cmd

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"strings"
 	"testing"
 )
@@ -132,8 +133,8 @@ func TestScanBadDocumentDoesNotStopTheRest(t *testing.T) {
 	if len(r.Findings) != 1 || r.Findings[0].Line != 7 {
 		t.Errorf("findings = %+v, want the ReplicaSet at line 7 flagged", r.Findings)
 	}
-	if !strings.Contains(stderr, "input error") {
-		t.Errorf("stderr %q does not mention the input errors", stderr)
+	if !strings.Contains(stderr, "<stdin>:1: invalid YAML") {
+		t.Errorf("stderr %q does not report the input error", stderr)
 	}
 }
 
@@ -212,5 +213,90 @@ func TestChecksCommand(t *testing.T) {
 	code, out, _ = run(t, "checks")
 	if code != ExitOK || !strings.Contains(out, "pss-privileged") || !strings.Contains(out, "PSS baseline") {
 		t.Errorf("checks table:\n%s", out)
+	}
+}
+
+func TestScanSARIF(t *testing.T) {
+	code, out, _ := run(t, "scan", "-o", "sarif", "--checks", "pss-privileged,hostpath-sensitive", "../../examples/insecure-shop")
+	if code != ExitOK {
+		t.Fatalf("exit code %d", code)
+	}
+	var log struct {
+		Version string `json:"version"`
+		Runs    []struct {
+			Tool struct {
+				Driver struct {
+					Name  string `json:"name"`
+					Rules []struct {
+						ID         string `json:"id"`
+						Properties struct {
+							SecuritySeverity string `json:"security-severity"`
+						} `json:"properties"`
+					} `json:"rules"`
+				} `json:"driver"`
+			} `json:"tool"`
+			Results []struct {
+				RuleID    string `json:"ruleId"`
+				RuleIndex int    `json:"ruleIndex"`
+				Level     string `json:"level"`
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct{ URI string }    `json:"artifactLocation"`
+						Region           struct{ StartLine int } `json:"region"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &log); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if log.Version != "2.1.0" || len(log.Runs) != 1 || log.Runs[0].Tool.Driver.Name != "kustode" || len(log.Runs[0].Tool.Driver.Rules) != 2 {
+		t.Fatalf("SARIF log header = %+v", log)
+	}
+	run := log.Runs[0]
+	if len(run.Results) != 2 {
+		t.Fatalf("results = %+v, want pss-privileged and hostpath-sensitive on the log agent", run.Results)
+	}
+	for _, r := range run.Results {
+		loc := r.Locations[0].PhysicalLocation
+		if run.Tool.Driver.Rules[r.RuleIndex].ID != r.RuleID || r.Level != "error" ||
+			loc.ArtifactLocation.URI != "../../examples/insecure-shop/log-agent.yaml" || loc.Region.StartLine != 3 {
+			t.Errorf("result %+v", r)
+		}
+	}
+	if run.Tool.Driver.Rules[0].Properties.SecuritySeverity == "" {
+		t.Error("rules lack security-severity")
+	}
+}
+
+func TestScanJUnit(t *testing.T) {
+	input := privilegedReplicaSet + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n---\nkind: [\n"
+	var out, errb strings.Builder
+	code := Run(t.Context(), []string{"scan", "-o", "junit", "--checks", "pss-privileged", "-"}, strings.NewReader(input), &out, &errb)
+	if code != ExitUsage {
+		t.Errorf("exit code %d, want %d for the broken document", code, ExitUsage)
+	}
+	var doc struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Errors   int `xml:"errors,attr"`
+		Suites   []struct {
+			Cases []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal([]byte(out.String()), &doc); err != nil {
+		t.Fatalf("not XML: %v\n%s", err, out.String())
+	}
+	if doc.Tests != 3 || doc.Failures != 1 || doc.Errors != 1 {
+		t.Errorf("tests/failures/errors = %d/%d/%d, want 3/1/1\n%s", doc.Tests, doc.Failures, doc.Errors, out.String())
+	}
+	if c := doc.Suites[0].Cases[0]; c.Name != "ReplicaSet/ns/rs" || c.Failure == nil || !strings.Contains(c.Failure.Message, "worst critical") {
+		t.Errorf("first case = %+v", c)
 	}
 }

@@ -49,7 +49,7 @@ func writeScanTable(w io.Writer, r posture.Report, color bool) {
 		if color {
 			sev = severityColor[f.Severity] + sev + "\x1b[0m"
 		}
-		fmt.Fprintf(w, "  %s  %-32s %s\n", sev, f.CheckID, f.Message)
+		fmt.Fprintf(w, "  %s  %-34s %s\n", sev, f.CheckID, f.Message)
 	}
 	if len(r.Findings) > 0 {
 		fmt.Fprintln(w)

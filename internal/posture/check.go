@@ -58,6 +58,8 @@ type Pass struct {
 	Object *kube.Object
 	// Pod is the object's pod template, for workload checks; nil otherwise.
 	Pod *corev1.PodTemplateSpec
+	// Index holds every object of the scan, for cross-object checks.
+	Index *Index
 
 	check    *Check
 	findings *[]finding.Finding

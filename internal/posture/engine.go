@@ -75,6 +75,7 @@ func (e *ObjectError) Unwrap() error { return e.Err }
 // object, severity (most severe first) and check, plus one ObjectError per object it could not check.
 // Work is linear in the number of objects.
 func (e *Engine) Run(objs []kube.Object) ([]finding.Finding, []error) {
+	ix := NewIndex(objs)
 	// Checks are pure, so objects are checked in parallel on every CPU.
 	type result struct {
 		findings []finding.Finding
@@ -90,7 +91,7 @@ func (e *Engine) Run(objs []kube.Object) ([]finding.Finding, []error) {
 				if i >= len(objs) {
 					return
 				}
-				results[i].findings, results[i].err = e.RunObject(&objs[i])
+				results[i].findings, results[i].err = e.RunObject(&objs[i], ix)
 			}
 		})
 	}
@@ -122,11 +123,15 @@ func (e *Engine) Run(objs []kube.Object) ([]finding.Finding, []error) {
 	return findings, errs
 }
 
-// RunObject checks one object.
-func (e *Engine) RunObject(obj *kube.Object) ([]finding.Finding, error) {
+// RunObject checks one object; ix holds the objects cross-object checks
+// compare it with (nil means none: an index of obj alone).
+func (e *Engine) RunObject(obj *kube.Object, ix *Index) ([]finding.Finding, error) {
+	if ix == nil {
+		ix = NewIndex([]kube.Object{*obj})
+	}
 	var findings []finding.Finding
 	exempt := exemptions(obj.Annotations)
-	pass := Pass{Object: obj, findings: &findings}
+	pass := Pass{Object: obj, Index: ix, findings: &findings}
 	var errs []error
 	if kube.IsWorkload(obj.Ref.Kind) && len(e.workload) > 0 {
 		tmpl, _, err := kube.PodTemplate(obj.Ref.Kind, obj.Raw)

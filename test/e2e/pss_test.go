@@ -66,7 +66,7 @@ func TestPSSVerdictsMatchAdmission(t *testing.T) {
 			t.Fatal(err)
 		}
 		obj := kube.Object{Ref: finding.ObjectRef{APIVersion: "v1", Kind: "Pod", Name: pod.Name}, Raw: raw}
-		findings, err := engine.RunObject(&obj)
+		findings, err := engine.RunObject(&obj, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

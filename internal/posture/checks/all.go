@@ -39,5 +39,9 @@ func All(opts Options) ([]*posture.Check, error) {
 		EnvSecretRef,
 		ServiceExposed,
 		ConfigMapCredentials,
+		NetpolWorkloadNotIsolated,
+		NetpolNamespaceNoDefaultDeny,
+		NetpolAllowAll,
+		NetpolMetadataEgress,
 	), nil
 }

@@ -138,6 +138,7 @@ func TestBadPods(t *testing.T) {
 			if len(errs) > 0 {
 				t.Fatalf("load: %v", errs)
 			}
+			ix := posture.NewIndex(objs)
 			var seen []string
 			for i := range objs {
 				o := &objs[i]
@@ -145,7 +146,7 @@ func TestBadPods(t *testing.T) {
 					continue // the StatefulSet files also hold a Service
 				}
 				seen = append(seen, o.Ref.Kind)
-				got, err := engine.RunObject(o)
+				got, err := engine.RunObject(o, ix)
 				if err != nil {
 					t.Errorf("%s: %v", o.Source, err)
 				}

@@ -1,0 +1,158 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/kustode/kustode/internal/finding"
+)
+
+// ListedKinds are the kinds List reads from a cluster: what the posture
+// checks judge. Secrets are deliberately absent: kustode never reads Secret
+// values.
+var ListedKinds = []schema.GroupVersionKind{
+	{Version: "v1", Kind: "Namespace"},
+	{Version: "v1", Kind: "Pod"},
+	{Version: "v1", Kind: "ReplicationController"},
+	{Version: "v1", Kind: "Service"},
+	{Version: "v1", Kind: "ConfigMap"},
+	{Version: "v1", Kind: "ServiceAccount"},
+	{Group: "apps", Version: "v1", Kind: "Deployment"},
+	{Group: "apps", Version: "v1", Kind: "ReplicaSet"},
+	{Group: "apps", Version: "v1", Kind: "StatefulSet"},
+	{Group: "apps", Version: "v1", Kind: "DaemonSet"},
+	{Group: "batch", Version: "v1", Kind: "Job"},
+	{Group: "batch", Version: "v1", Kind: "CronJob"},
+	{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"},
+}
+
+// clusterScoped kinds are listed once, whatever the namespace.
+var clusterScoped = []string{"Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+// ResourceFor maps one of ListedKinds to its resource (the lower-case
+// plural).
+func ResourceFor(gvk schema.GroupVersionKind) schema.GroupVersionResource {
+	plural := map[string]string{
+		"Namespace": "namespaces", "Pod": "pods", "ReplicationController": "replicationcontrollers",
+		"Service": "services", "ConfigMap": "configmaps", "ServiceAccount": "serviceaccounts",
+		"Deployment": "deployments", "ReplicaSet": "replicasets", "StatefulSet": "statefulsets",
+		"DaemonSet": "daemonsets", "Job": "jobs", "CronJob": "cronjobs", "NetworkPolicy": "networkpolicies",
+		"Role": "roles", "RoleBinding": "rolebindings", "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
+	}[gvk.Kind]
+	return gvk.GroupVersion().WithResource(plural)
+}
+
+// ListError is a kind the cluster would not list, typically for lack of
+// RBAC permission: the scan did not see those objects.
+type ListError struct {
+	Kind string
+	Err  error
+}
+
+func (e *ListError) Error() string {
+	return fmt.Sprintf("cluster: cannot list %s: %v", e.Kind, e.Err)
+}
+
+func (e *ListError) Unwrap() error { return e.Err }
+
+// Location names the cluster as the source of the error.
+func (e *ListError) Location() finding.Source { return finding.Source{} }
+
+// List reads every object of ListedKinds from a cluster, read-only, in pages
+// of 500, in namespace ns ("" for all namespaces; cluster-scoped kinds are
+// always read, and with ns set only that Namespace object is kept). Objects
+// managed by a controller that is itself listed (a Deployment's ReplicaSets
+// and their Pods, a CronJob's Jobs) are left out, so each problem is reported
+// once, on the object a person edits. Kinds that cannot be listed are
+// reported as ListErrors; the rest is still returned.
+func List(ctx context.Context, client dynamic.Interface, ns string) ([]Object, []error) {
+	var objs []Object
+	var errs []error
+	for _, gvk := range ListedKinds {
+		listNS := ns
+		if slices.Contains(clusterScoped, gvk.Kind) {
+			listNS = ""
+		}
+		items, err := listAll(ctx, client, ResourceFor(gvk), listNS)
+		if err != nil {
+			errs = append(errs, &ListError{Kind: gvk.Kind, Err: err})
+			continue
+		}
+		for _, item := range items {
+			if gvk.Kind == "Namespace" && ns != "" && item.GetName() != ns {
+				continue
+			}
+			if controlledByListedKind(item.GetOwnerReferences()) {
+				continue
+			}
+			item.SetManagedFields(nil)
+			item.SetAPIVersion(gvk.GroupVersion().String())
+			item.SetKind(gvk.Kind)
+			raw, err := json.Marshal(item)
+			if err != nil {
+				errs = append(errs, &ListError{Kind: gvk.Kind, Err: err})
+				continue
+			}
+			objs = append(objs, Object{
+				Ref: finding.ObjectRef{
+					APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind,
+					Namespace: item.GetNamespace(), Name: item.GetName(),
+				},
+				Labels:      item.GetLabels(),
+				Annotations: item.GetAnnotations(),
+				Raw:         raw,
+			})
+		}
+	}
+	return objs, errs
+}
+
+// listAll pages through a list.
+func listAll(ctx context.Context, client dynamic.Interface, gvr schema.GroupVersionResource, ns string) ([]runtimeObject, error) {
+	var out []runtimeObject
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		list, err := client.Resource(gvr).Namespace(ns).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+		if list.GetContinue() == "" {
+			return out, nil
+		}
+		opts.Continue = list.GetContinue()
+	}
+}
+
+// runtimeObject is the part of unstructured.Unstructured List uses.
+type runtimeObject interface {
+	runtime.Object
+	metav1.Object
+	SetAPIVersion(string)
+	SetKind(string)
+	MarshalJSON() ([]byte, error)
+}
+
+// controlledByListedKind reports whether an owner reference marks the object
+// as managed by a controller of a kind List also reads.
+func controlledByListedKind(refs []metav1.OwnerReference) bool {
+	for _, r := range refs {
+		if r.Controller != nil && *r.Controller && IsWorkload(r.Kind) {
+			return true
+		}
+	}
+	return false
+}
