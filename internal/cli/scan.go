@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -64,6 +65,15 @@ var frameworkNames = []string{"pss", "pss-baseline", "pss-restricted", "cis", "n
 
 // resolve returns the selected checks. Unknown IDs and frameworks are usage
 // errors, so a typo never silently runs nothing.
+// known reports whether id names a check (at the selected PSS version).
+func (sel *checkSelection) known(id string) bool {
+	all, err := checks.All(checks.Options{PSSVersion: sel.pssVersion})
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(all, func(c *posture.Check) bool { return c.ID == id })
+}
+
 func (sel *checkSelection) resolve() ([]*posture.Check, error) {
 	all, err := checks.All(checks.Options{PSSVersion: sel.pssVersion})
 	if err != nil {
@@ -125,6 +135,7 @@ func newScanCommand(s streams) *cobra.Command {
 		failOn      severityFlag
 		minSeverity severityFlag
 		cluster     clusterFlags
+		exceptions  string
 	)
 	cmd := &cobra.Command{
 		Use:   "scan (PATH... | --cluster)",
@@ -151,7 +162,9 @@ Secrets are never read. Kinds the credentials may not list are reported as
 errors, and everything else is still scanned.
 
 Exceptions: annotate an object with kustode.io/exempt: "check-id,..." and
-kustode.io/exempt-reason: "why".
+kustode.io/exempt-reason: "why", or keep them in a file (--exceptions) where
+each names checks, an object selector, a reason, an owner and an expiry date;
+expired exceptions stop applying and are reported.
 
 Output formats: table (grouped by object, most severe first), json (stable
 schema: apiVersion kustode.io/v1alpha1, kind ScanReport, summary, findings,
@@ -198,6 +211,13 @@ were printed).`,
 			if err != nil {
 				return err
 			}
+			var exc *posture.Exceptions
+			if exceptions != "" {
+				if exc, err = posture.LoadExceptions(exceptions, time.Now(), sel.known); err != nil {
+					return usageError{err}
+				}
+				engine = engine.WithExceptions(exc)
+			}
 			var objs []kube.Object
 			var inputErrs []error
 			if cluster.enabled {
@@ -212,6 +232,7 @@ were printed).`,
 				findings = slices.DeleteFunc(findings, func(f finding.Finding) bool { return f.Severity < minSeverity.sev })
 			}
 			report := posture.NewReport(len(objs), findings, append(inputErrs, objErrs...))
+			report.AddExceptions(exc)
 
 			switch output.value {
 			case "json":
@@ -235,6 +256,10 @@ were printed).`,
 			for _, e := range report.Errors {
 				fmt.Fprintf(s.err, "kustode: %s\n", e.Message)
 			}
+			for _, e := range report.ExpiredExceptions {
+				fmt.Fprintf(s.err, "kustode: %s:%d: exception for %s (owner %s) expired on %s and no longer applies\n",
+					e.File, e.Line, strings.Join(e.Checks, ","), e.Owner, e.Expires)
+			}
 
 			switch {
 			case len(report.Errors) > 0:
@@ -248,6 +273,7 @@ were printed).`,
 	output.addTo(cmd.Flags())
 	sel.addFlags(cmd)
 	cluster.addFlags(cmd)
+	cmd.Flags().StringVar(&exceptions, "exceptions", "", "exceptions file: checks waived for selected objects, with reason, owner and expiry (see docs/exceptions.md)")
 	cmd.Flags().Var(&failOn, "fail-on", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical, none")
 	cmd.Flags().Var(&minSeverity, "min-severity", "report only findings at or above this severity")
 	return cmd

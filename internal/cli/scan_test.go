@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"encoding/xml"
+	"os"
 	"strings"
 	"testing"
 )
@@ -298,5 +299,55 @@ func TestScanJUnit(t *testing.T) {
 	}
 	if c := doc.Suites[0].Cases[0]; c.Name != "ReplicaSet/ns/rs" || c.Failure == nil || !strings.Contains(c.Failure.Message, "worst critical") {
 		t.Errorf("first case = %+v", c)
+	}
+}
+
+func TestScanExceptionsFile(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/exceptions.yaml"
+	content := `apiVersion: kustode.io/v1alpha1
+kind: ExceptionList
+exceptions:
+- checks: [pss-privileged]
+  objects: {kind: ReplicaSet, name: rs}
+  reason: test
+  owner: me@example.com
+  expires: 2099-01-01
+- checks: [image-no-digest]
+  objects: {kind: ReplicaSet}
+  reason: old
+  owner: someone@example.com
+  expires: 2001-01-01
+`
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, r, stderr := scanJSON(t, privilegedReplicaSet, "--exceptions", file, "-")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var sawDigest bool
+	for _, f := range r.Findings {
+		if f.CheckID == "pss-privileged" {
+			t.Error("pss-privileged reported despite an active exception")
+		}
+		sawDigest = sawDigest || f.CheckID == "image-no-digest"
+	}
+	if !sawDigest {
+		t.Error("expired exception still suppressed image-no-digest")
+	}
+	if !strings.Contains(stderr, "expired on 2001-01-01") {
+		t.Errorf("stderr %q does not report the expired exception", stderr)
+	}
+
+	if err := os.WriteFile(file, []byte("apiVersion: kustode.io/v1alpha1\nkind: ExceptionList\nexceptions:\n- checks: [nope]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb strings.Builder
+	if code := Run(t.Context(), []string{"scan", "--exceptions", file, "-"}, strings.NewReader(""), &out, &errb); code != ExitUsage {
+		t.Errorf("bad exceptions file: exit %d, want %d", code, ExitUsage)
+	}
+	if !strings.Contains(errb.String(), `exceptions.yaml:4: exception 1: unknown check "nope"`) {
+		t.Errorf("stderr = %q", errb.String())
 	}
 }

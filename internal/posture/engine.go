@@ -22,9 +22,10 @@ const (
 
 // Engine runs a fixed set of checks. It is safe for concurrent use.
 type Engine struct {
-	checks   []*Check
-	workload []*Check
-	byKind   map[string][]*Check
+	checks     []*Check
+	workload   []*Check
+	byKind     map[string][]*Check
+	exceptions *Exceptions
 }
 
 // NewEngine validates the checks and indexes them by the kinds they run on.
@@ -49,6 +50,14 @@ func NewEngine(checks []*Check) (*Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// WithExceptions returns an engine that skips the checks active exceptions
+// exempt objects from. The receiver is unchanged.
+func (e *Engine) WithExceptions(x *Exceptions) *Engine {
+	c := *e
+	c.exceptions = x
+	return &c
 }
 
 // Checks returns the engine's checks in the order given to NewEngine.
@@ -140,7 +149,7 @@ func (e *Engine) RunObject(obj *kube.Object, ix *Index) ([]finding.Finding, erro
 		} else {
 			pass.Pod = tmpl
 			for _, c := range e.workload {
-				if !exempt[c.ID] {
+				if !exempt[c.ID] && !e.exceptions.Exempts(c.ID, obj) {
 					pass.check = c
 					c.Run(&pass)
 				}
@@ -149,7 +158,7 @@ func (e *Engine) RunObject(obj *kube.Object, ix *Index) ([]finding.Finding, erro
 	}
 	pass.Pod = nil
 	for _, c := range e.byKind[obj.Ref.Kind] {
-		if !exempt[c.ID] {
+		if !exempt[c.ID] && !e.exceptions.Exempts(c.ID, obj) {
 			pass.check = c
 			c.Run(&pass)
 		}

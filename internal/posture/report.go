@@ -17,6 +17,19 @@ type Report struct {
 	Summary    Summary           `json:"summary"`
 	Findings   []finding.Finding `json:"findings"`
 	Errors     []InputProblem    `json:"errors"`
+	// ExpiredExceptions are exceptions past their date: they no longer
+	// apply, and someone must renew or remove them.
+	ExpiredExceptions []ExpiredException `json:"expiredExceptions"`
+}
+
+// ExpiredException is an exception that no longer applies.
+type ExpiredException struct {
+	File    string   `json:"file"`
+	Line    int      `json:"line"`
+	Checks  []string `json:"checks"`
+	Owner   string   `json:"owner"`
+	Reason  string   `json:"reason"`
+	Expires string   `json:"expires"`
 }
 
 // Summary counts a report's contents.
@@ -25,6 +38,8 @@ type Summary struct {
 	Findings   int            `json:"findings"`
 	BySeverity map[string]int `json:"bySeverity"`
 	Errors     int            `json:"errors"`
+	// ActiveExceptions counts exceptions in force from --exceptions.
+	ActiveExceptions int `json:"activeExceptions"`
 }
 
 // InputProblem is input that could not be read or checked.
@@ -64,6 +79,7 @@ func NewReport(objects int, findings []finding.Finding, errs []error) Report {
 	for _, f := range findings {
 		r.Summary.BySeverity[f.Severity.String()]++
 	}
+	r.ExpiredExceptions = []ExpiredException{}
 	for _, err := range errs {
 		p := InputProblem{Message: err.Error()}
 		var s sourced
@@ -76,6 +92,19 @@ func NewReport(objects int, findings []finding.Finding, errs []error) Report {
 	return r
 }
 
+// AddExceptions records which exceptions were in force and which expired.
+func (r *Report) AddExceptions(x *Exceptions) {
+	if x == nil {
+		return
+	}
+	r.Summary.ActiveExceptions = len(x.Active)
+	for _, e := range x.Expired {
+		r.ExpiredExceptions = append(r.ExpiredExceptions, ExpiredException{
+			File: e.Source.File, Line: e.Source.Line, Checks: e.Checks, Owner: e.Owner, Reason: e.Reason, Expires: e.Expires,
+		})
+	}
+}
+
 // Location returns where the object that failed was read from.
 func (e *ObjectError) Location() finding.Source { return e.Object.Source }
 
@@ -85,10 +114,11 @@ func (e *ObjectError) Location() finding.Source { return e.Object.Source }
 func (r Report) WriteJSON(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	head, err := json.Marshal(struct {
-		APIVersion string  `json:"apiVersion"`
-		Kind       string  `json:"kind"`
-		Summary    Summary `json:"summary"`
-	}{r.APIVersion, r.Kind, r.Summary})
+		APIVersion        string             `json:"apiVersion"`
+		Kind              string             `json:"kind"`
+		Summary           Summary            `json:"summary"`
+		ExpiredExceptions []ExpiredException `json:"expiredExceptions"`
+	}{r.APIVersion, r.Kind, r.Summary, r.ExpiredExceptions})
 	if err != nil {
 		return err
 	}
