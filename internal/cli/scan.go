@@ -146,7 +146,8 @@ admission), sensitive host paths, mutable images, missing limits, service
 account tokens, credentials in env literals and ConfigMaps, exposed Services.
 
 PATH is a file, a directory (read recursively: *.yaml, *.yml, *.json) or "-"
-for standard input. Multi-document YAML, JSON and List kinds are read; every
+for standard input. A directory holding a kustomization.yaml is built as
+'kustomize build' would (each overlay on its own). Multi-document YAML, JSON and List kinds are read; every
 workload kind (Pod, Deployment, ReplicaSet, ReplicationController,
 StatefulSet, DaemonSet, Job, CronJob) is checked through its pod template, at
 any apiVersion, old ones included.

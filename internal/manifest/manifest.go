@@ -83,10 +83,21 @@ func Load(paths []string, stdin io.Reader) ([]Object, []error) {
 			addFile("<stdin>", data)
 			continue
 		}
-		files, err := expand(p)
+		files, kustomizations, err := expand(p)
 		if err != nil {
 			jobs = append(jobs, job{err: &InputError{Source: finding.Source{File: p}, Err: err}})
 			continue
+		}
+		for _, dir := range kustomizations {
+			src := finding.Source{File: filepath.Join(dir, "kustomization.yaml")}
+			docs, err := kustomize(dir)
+			if err != nil {
+				jobs = append(jobs, job{err: &InputError{Source: src, Err: err}})
+				continue
+			}
+			for _, d := range docs {
+				jobs = append(jobs, job{src: src, data: d})
+			}
 		}
 		for _, f := range files {
 			data, err := readFile(f)
@@ -134,22 +145,27 @@ func Load(paths []string, stdin io.Reader) ([]Object, []error) {
 }
 
 // expand returns path itself for a file, or the manifest files under a
-// directory in lexical order.
-func expand(path string) ([]string, error) {
+// directory in lexical order. A directory holding a kustomization file is
+// returned in kustomizations instead, and its files are not read one by one:
+// they are the kustomization's inputs, not objects as such.
+func expand(path string) (files, kustomizations []string, err error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !fi.IsDir() {
-		return []string{path}, nil
+		return []string{path}, nil, nil
 	}
-	var files []string
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
 			if p != path && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if isKustomization(p) {
+				kustomizations = append(kustomizations, p)
 				return filepath.SkipDir
 			}
 			return nil
@@ -161,7 +177,7 @@ func expand(path string) ([]string, error) {
 		return nil
 	})
 	sort.Strings(files)
-	return files, err
+	return files, kustomizations, err
 }
 
 func readFile(path string) ([]byte, error) {

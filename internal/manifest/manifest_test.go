@@ -131,3 +131,26 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// A directory with a kustomization is built as kustomize would; its inputs
+// are not read one by one. Each overlay is its own build.
+func TestLoadKustomize(t *testing.T) {
+	objs, errs := Load([]string{"testdata/kustomize"}, nil)
+	if len(errs) > 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	want := []string{
+		"Deployment/web@testdata/kustomize/base/kustomization.yaml",
+		"Deployment/prod/prod-web@testdata/kustomize/overlays/prod/kustomization.yaml",
+	}
+	if got := describe(objs); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("objects:\n got %v\nwant %v", got, want)
+	}
+	if !strings.Contains(string(objs[1].Raw), `"hostNetwork":true`) {
+		t.Errorf("overlay patch not applied: %s", objs[1].Raw)
+	}
+	_, errs = Load([]string{"testdata/kustomize-broken"}, nil)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "testdata/kustomize-broken/kustomization.yaml: kustomize build:") {
+		t.Errorf("broken kustomization: %v", errs)
+	}
+}
