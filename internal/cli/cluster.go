@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kustode/kustode/internal/kube"
@@ -65,6 +66,10 @@ func (c *clusterFlags) list(ctx context.Context) (objs []kube.Object, listErrs [
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster: %w", err)
 	}
-	objs, listErrs = kube.List(ctx, client, ns)
+	meta, err := metadata.NewForConfig(restCfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: %w", err)
+	}
+	objs, listErrs = kube.List(ctx, client, meta, ns)
 	return objs, listErrs, nil
 }

@@ -45,10 +45,15 @@ func (s *severityFlag) Set(v string) error {
 
 // checkSelection holds the flags that choose which checks run.
 type checkSelection struct {
-	only       []string
-	skip       []string
-	frameworks []string
-	pssVersion string
+	only          []string
+	skip          []string
+	frameworks    []string
+	pssVersion    string
+	secretMaxDays int
+}
+
+func (sel *checkSelection) options() checks.Options {
+	return checks.Options{PSSVersion: sel.pssVersion, SecretMaxAge: time.Duration(sel.secretMaxDays) * 24 * time.Hour}
 }
 
 func (sel *checkSelection) addFlags(cmd *cobra.Command) {
@@ -59,6 +64,8 @@ func (sel *checkSelection) addFlags(cmd *cobra.Command) {
 		"run only checks mapped to these frameworks: pss, pss-baseline, pss-restricted, cis, nsa, mitre")
 	fs.StringVar(&sel.pssVersion, "pss-version", "latest",
 		`Pod Security Standards version to judge by, as in the PodSecurity admission's version labels ("v1.30", "latest")`)
+	fs.IntVar(&sel.secretMaxDays, "secret-max-age", int(checks.DefaultSecretMaxAge.Hours()/24),
+		"days after which secret-not-rotated reports a Secret")
 }
 
 var frameworkNames = []string{"pss", "pss-baseline", "pss-restricted", "cis", "nsa", "mitre"}
@@ -67,7 +74,7 @@ var frameworkNames = []string{"pss", "pss-baseline", "pss-restricted", "cis", "n
 // errors, so a typo never silently runs nothing.
 // known reports whether id names a check (at the selected PSS version).
 func (sel *checkSelection) known(id string) bool {
-	all, err := checks.All(checks.Options{PSSVersion: sel.pssVersion})
+	all, err := checks.All(sel.options())
 	if err != nil {
 		return false
 	}
@@ -75,7 +82,10 @@ func (sel *checkSelection) known(id string) bool {
 }
 
 func (sel *checkSelection) resolve() ([]*posture.Check, error) {
-	all, err := checks.All(checks.Options{PSSVersion: sel.pssVersion})
+	if sel.secretMaxDays < 1 {
+		return nil, usageError{fmt.Errorf("--secret-max-age must be at least 1 day")}
+	}
+	all, err := checks.All(sel.options())
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--pss-version: %w", err)}
 	}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 
 	"github.com/kustode/kustode/internal/finding"
 )
@@ -37,6 +38,14 @@ var ListedKinds = []schema.GroupVersionKind{
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"},
 }
 
+// MetadataOnlyKinds are listed as metadata only (PartialObjectMetadata):
+// names, labels, annotations, timestamps, never data. RBAC cannot grant
+// "metadata only", so the list permission still matters; kustode simply never
+// asks for more.
+var MetadataOnlyKinds = []schema.GroupVersionKind{
+	{Version: "v1", Kind: "Secret"},
+}
+
 // clusterScoped kinds are listed once, whatever the namespace.
 var clusterScoped = []string{"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
@@ -49,6 +58,7 @@ func ResourceFor(gvk schema.GroupVersionKind) schema.GroupVersionResource {
 		"Deployment": "deployments", "ReplicaSet": "replicasets", "StatefulSet": "statefulsets",
 		"DaemonSet": "daemonsets", "Job": "jobs", "CronJob": "cronjobs", "NetworkPolicy": "networkpolicies",
 		"Role": "roles", "RoleBinding": "rolebindings", "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
+		"Secret": "secrets",
 	}[gvk.Kind]
 	return gvk.GroupVersion().WithResource(plural)
 }
@@ -76,9 +86,17 @@ func (e *ListError) Location() finding.Source { return finding.Source{} }
 // and their Pods, a CronJob's Jobs) are left out, so each problem is reported
 // once, on the object a person edits. Kinds that cannot be listed are
 // reported as ListErrors; the rest is still returned.
-func List(ctx context.Context, client dynamic.Interface, ns string) ([]Object, []error) {
+func List(ctx context.Context, client dynamic.Interface, meta metadata.Interface, ns string) ([]Object, []error) {
 	var objs []Object
 	var errs []error
+	for _, gvk := range MetadataOnlyKinds {
+		o, err := listMetadata(ctx, meta, gvk, ns)
+		if err != nil {
+			errs = append(errs, &ListError{Kind: gvk.Kind, Err: err})
+			continue
+		}
+		objs = append(objs, o...)
+	}
 	for _, gvk := range ListedKinds {
 		listNS := ns
 		if slices.Contains(clusterScoped, gvk.Kind) {
@@ -134,6 +152,37 @@ func listAll(ctx context.Context, client dynamic.Interface, gvr schema.GroupVers
 			return out, nil
 		}
 		opts.Continue = list.GetContinue()
+	}
+}
+
+// listMetadata pages through a metadata-only list.
+func listMetadata(ctx context.Context, meta metadata.Interface, gvk schema.GroupVersionKind, ns string) ([]Object, error) {
+	var out []Object
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		list, err := meta.Resource(ResourceFor(gvk)).Namespace(ns).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			item := &list.Items[i]
+			item.ManagedFields = nil
+			item.APIVersion, item.Kind = gvk.GroupVersion().String(), gvk.Kind
+			raw, err := json.Marshal(item)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Object{
+				Ref:         finding.ObjectRef{APIVersion: item.APIVersion, Kind: gvk.Kind, Namespace: item.Namespace, Name: item.Name},
+				Labels:      item.Labels,
+				Annotations: item.Annotations,
+				Raw:         raw,
+			})
+		}
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
 	}
 }
 

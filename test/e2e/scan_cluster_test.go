@@ -78,9 +78,22 @@ func TestScanCluster(t *testing.T) {
 		t.Fatalf("deployment pods never created: %v", err)
 	}
 
-	// A read-only role over what scan lists, without Secrets.
+	// A legacy token Secret, and a Secret whose value must never appear.
+	const secretValue = "kustode-e2e-value-that-must-not-leak"
+	legacy := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "old-token", Namespace: ns, Annotations: map[string]string{"kubernetes.io/service-account.name": "default"}},
+		Type:       corev1.SecretTypeServiceAccountToken,
+	}
+	opaque := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, StringData: map[string]string{"password": secretValue}}
+	for _, sec := range []*corev1.Secret{legacy, opaque} {
+		if _, err := admin.CoreV1().Secrets(ns).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A read-only role over what scan lists.
 	var rules []rbacv1.PolicyRule
-	for _, gvk := range kube.ListedKinds {
+	for _, gvk := range append(slices.Clone(kube.ListedKinds), kube.MetadataOnlyKinds...) {
 		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{gvk.Group}, Resources: []string{kube.ResourceFor(gvk).Resource}, Verbs: []string{"list"}})
 	}
 	full := scannerKubeconfig(t, admin, ns, "scanner", rules)
@@ -109,6 +122,14 @@ func TestScanCluster(t *testing.T) {
 	}
 	if !hasFinding(report, "netpol-namespace-no-default-deny", "Namespace", ns) {
 		t.Error("namespace without default-deny not flagged")
+	}
+	if !hasFinding(report, "secret-legacy-sa-token", "Secret", "old-token") {
+		t.Error("legacy service-account token Secret (listed as metadata only) not flagged")
+	}
+	var out, errb strings.Builder
+	cli.Run(ctx, []string{"scan", "--cluster", "--kubeconfig", full, "-n", ns, "-o", "json"}, strings.NewReader(""), &out, &errb)
+	if strings.Contains(out.String(), secretValue) || strings.Contains(errb.String(), secretValue) {
+		t.Error("a Secret's value appears in the scan output")
 	}
 
 	code, report, stderr = runScan(t, "--cluster", "--kubeconfig", withoutConfigMaps, "-n", ns, "-o", "json")

@@ -1,6 +1,9 @@
 package checks
 
 import (
+	"cmp"
+	"time"
+
 	"k8s.io/pod-security-admission/api"
 
 	"github.com/kustode/kustode/internal/posture"
@@ -12,6 +15,11 @@ type Options struct {
 	// PodSecurity admission's enforce-version label names it ("v1.30" or
 	// "latest"). Empty means latest.
 	PSSVersion string
+	// SecretMaxAge is the rotation age for secret-not-rotated; zero means
+	// DefaultSecretMaxAge.
+	SecretMaxAge time.Duration
+	// Now is the time checks measure ages against; zero means time.Now().
+	Now time.Time
 }
 
 // All returns every check, PSS controls first.
@@ -22,6 +30,10 @@ func All(opts Options) ([]*posture.Check, error) {
 		if v, err = api.ParseVersion(opts.PSSVersion); err != nil {
 			return nil, err
 		}
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
 	}
 	pss, err := PSS(v)
 	if err != nil {
@@ -43,5 +55,7 @@ func All(opts Options) ([]*posture.Check, error) {
 		NetpolNamespaceNoDefaultDeny,
 		NetpolAllowAll,
 		NetpolMetadataEgress,
+		SecretLegacySAToken,
+		SecretNotRotated(cmp.Or(opts.SecretMaxAge, DefaultSecretMaxAge), now),
 	), nil
 }
