@@ -19,7 +19,7 @@ type secretMeta struct {
 	} `json:"metadata"`
 }
 
-const legacyTokenType = "kubernetes.io/service-account-token"
+const legacyTokenType = "kubernetes.io/service-account-token" //nolint:gosec // a Secret type name, not a credential
 
 // SecretLegacySAToken flags long-lived service-account token Secrets.
 var SecretLegacySAToken = &posture.Check{
