@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -36,7 +37,13 @@ var ListedKinds = []schema.GroupVersionKind{
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"},
+	{Group: "node.k8s.io", Version: "v1", Kind: "RuntimeClass"},
+	{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication"},
 }
+
+// optionalKinds belong to add-ons (CRDs) that many clusters lack: a cluster
+// without them answers NotFound, which means "none", not an error.
+var optionalKinds = []string{"PeerAuthentication"}
 
 // MetadataOnlyKinds are listed as metadata only (PartialObjectMetadata):
 // names, labels, annotations, timestamps, never data. RBAC cannot grant
@@ -47,7 +54,7 @@ var MetadataOnlyKinds = []schema.GroupVersionKind{
 }
 
 // clusterScoped kinds are listed once, whatever the namespace.
-var clusterScoped = []string{"Namespace", "ClusterRole", "ClusterRoleBinding"}
+var clusterScoped = []string{"Namespace", "ClusterRole", "ClusterRoleBinding", "RuntimeClass"}
 
 // ResourceFor maps one of ListedKinds to its resource (the lower-case
 // plural).
@@ -58,7 +65,7 @@ func ResourceFor(gvk schema.GroupVersionKind) schema.GroupVersionResource {
 		"Deployment": "deployments", "ReplicaSet": "replicasets", "StatefulSet": "statefulsets",
 		"DaemonSet": "daemonsets", "Job": "jobs", "CronJob": "cronjobs", "NetworkPolicy": "networkpolicies",
 		"Role": "roles", "RoleBinding": "rolebindings", "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
-		"Secret": "secrets",
+		"Secret": "secrets", "RuntimeClass": "runtimeclasses", "PeerAuthentication": "peerauthentications",
 	}[gvk.Kind]
 	return gvk.GroupVersion().WithResource(plural)
 }
@@ -103,6 +110,9 @@ func List(ctx context.Context, client dynamic.Interface, meta metadata.Interface
 			listNS = ""
 		}
 		items, err := listAll(ctx, client, ResourceFor(gvk), listNS)
+		if apierrors.IsNotFound(err) && slices.Contains(optionalKinds, gvk.Kind) {
+			continue
+		}
 		if err != nil {
 			errs = append(errs, &ListError{Kind: gvk.Kind, Err: err})
 			continue

@@ -20,6 +20,12 @@ type Options struct {
 	SecretMaxAge time.Duration
 	// Now is the time checks measure ages against; zero means time.Now().
 	Now time.Time
+	// SensitiveLabel marks namespaces whose pods must run sandboxed; empty
+	// means DefaultSensitiveLabel.
+	SensitiveLabel string
+	// SandboxHandlers are the RuntimeClass handlers that count as
+	// sandboxes; nil means DefaultSandboxHandlers.
+	SandboxHandlers []string
 }
 
 // All returns every check, PSS controls first.
@@ -34,6 +40,10 @@ func All(opts Options) ([]*posture.Check, error) {
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
+	}
+	sandboxHandlers := opts.SandboxHandlers
+	if len(sandboxHandlers) == 0 {
+		sandboxHandlers = DefaultSandboxHandlers
 	}
 	pss, err := PSS(v)
 	if err != nil {
@@ -67,6 +77,8 @@ func All(opts Options) ([]*posture.Check, error) {
 		KubeletReadOnlyPort,
 		KubeletProtectKernelDefaults,
 		KubeletCertRotation,
+		SensitiveNotSandboxed(cmp.Or(opts.SensitiveLabel, DefaultSensitiveLabel), sandboxHandlers),
+		IstioMTLSNotStrict,
 		SecretLegacySAToken,
 		SecretNotRotated(cmp.Or(opts.SecretMaxAge, DefaultSecretMaxAge), now),
 	), nil
