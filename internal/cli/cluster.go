@@ -23,18 +23,26 @@ type clusterFlags struct {
 }
 
 func (c *clusterFlags) addFlags(cmd *cobra.Command) {
-	c.cmd = cmd
+	c.addConnectionFlags(cmd, "scan the live cluster of the current kubeconfig context (or in-cluster) instead of files")
 	fs := cmd.Flags()
-	fs.BoolVar(&c.enabled, "cluster", false, "scan the live cluster of the current kubeconfig context (or in-cluster) instead of files")
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-	fs.StringVar(&c.context, "context", "", "kubeconfig context (default: the current context)")
 	fs.StringVarP(&c.namespace, "namespace", "n", "", "namespace to scan (default: the context's namespace)")
 	fs.BoolVarP(&c.allNamespaces, "all-namespaces", "A", false, "scan every namespace")
 }
 
+// addConnectionFlags adds --cluster, --kubeconfig and --context only, for
+// commands whose -n means something else.
+func (c *clusterFlags) addConnectionFlags(cmd *cobra.Command, clusterUsage string) {
+	c.cmd = cmd
+	c.allNamespaces = true
+	fs := cmd.Flags()
+	fs.BoolVar(&c.enabled, "cluster", false, clusterUsage)
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	fs.StringVar(&c.context, "context", "", "kubeconfig context (default: the current context)")
+}
+
 func (c *clusterFlags) namespaceFlagsSet() bool {
 	for _, name := range []string{"kubeconfig", "context", "namespace", "all-namespaces"} {
-		if c.cmd.Flags().Changed(name) {
+		if f := c.cmd.Flags().Lookup(name); f != nil && f.Changed {
 			return true
 		}
 	}
@@ -44,7 +52,7 @@ func (c *clusterFlags) namespaceFlagsSet() bool {
 // list reads the cluster's objects. Errors building the client (no
 // kubeconfig, unknown context) are returned as err; kinds that could not be
 // listed come back in listErrs beside the objects that could.
-func (c *clusterFlags) list(ctx context.Context) (objs []kube.Object, listErrs []error, err error) {
+func (c *clusterFlags) list(ctx context.Context, kinds ...string) (objs []kube.Object, listErrs []error, err error) {
 	if c.allNamespaces && c.namespace != "" {
 		return nil, nil, usageError{fmt.Errorf("-n and -A exclude each other")}
 	}
@@ -70,6 +78,6 @@ func (c *clusterFlags) list(ctx context.Context) (objs []kube.Object, listErrs [
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster: %w", err)
 	}
-	objs, listErrs = kube.List(ctx, client, meta, ns)
+	objs, listErrs = kube.List(ctx, client, meta, ns, kinds...)
 	return objs, listErrs, nil
 }

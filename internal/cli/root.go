@@ -100,6 +100,8 @@ It is one binary. Each command below is one way to use it; run
 	root.AddCommand(
 		newScanCommand(s),
 		newChecksCommand(s),
+		newWhoCanCommand(s),
+		newAccessCommand(s),
 		newVersionCommand(s),
 	)
 	markArgErrorsAsUsage(root)

@@ -93,10 +93,16 @@ func (e *ListError) Location() finding.Source { return finding.Source{} }
 // and their Pods, a CronJob's Jobs) are left out, so each problem is reported
 // once, on the object a person edits. Kinds that cannot be listed are
 // reported as ListErrors; the rest is still returned.
-func List(ctx context.Context, client dynamic.Interface, meta metadata.Interface, ns string) ([]Object, []error) {
+//
+// kinds, when not empty, limits the listing to those kinds.
+func List(ctx context.Context, client dynamic.Interface, meta metadata.Interface, ns string, kinds ...string) ([]Object, []error) {
 	var objs []Object
 	var errs []error
+	wanted := func(kind string) bool { return len(kinds) == 0 || slices.Contains(kinds, kind) }
 	for _, gvk := range MetadataOnlyKinds {
+		if !wanted(gvk.Kind) {
+			continue
+		}
 		o, err := listMetadata(ctx, meta, gvk, ns)
 		if err != nil {
 			errs = append(errs, &ListError{Kind: gvk.Kind, Err: err})
@@ -105,6 +111,9 @@ func List(ctx context.Context, client dynamic.Interface, meta metadata.Interface
 		objs = append(objs, o...)
 	}
 	for _, gvk := range ListedKinds {
+		if !wanted(gvk.Kind) {
+			continue
+		}
 		listNS := ns
 		if slices.Contains(clusterScoped, gvk.Kind) {
 			listNS = ""

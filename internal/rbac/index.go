@@ -183,6 +183,7 @@ type Index struct {
 	byUser          map[string][]*binding
 	byGroup         map[string][]*binding
 	serviceAccounts map[nsName]finding.ObjectRef
+	refs            refIndex
 }
 
 type nsName struct{ namespace, name string }

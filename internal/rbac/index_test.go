@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/kustode/kustode/internal/finding"
+	"github.com/kustode/kustode/internal/kube"
 	"github.com/kustode/kustode/internal/manifest"
 )
 
@@ -341,5 +345,38 @@ func TestServiceAccount(t *testing.T) {
 				t.Errorf("ServiceAccount = %v, %v; want found=%v", ref, ok, tt.want)
 			}
 		})
+	}
+}
+
+// The built-in roles parse, and edit (as every cluster serves it) lets its
+// holder read Secrets and exec into pods, while view does neither.
+func TestWithBuiltinRoles(t *testing.T) {
+	objs := WithBuiltinRoles(nil)
+	if len(objs) != 4 {
+		t.Fatalf("%d built-in roles, want cluster-admin, admin, edit, view", len(objs))
+	}
+	ix, errs := New(objs)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	rules := func(name string) []rbacv1.PolicyRule {
+		info, ok := ix.roleRules(name)
+		if !ok {
+			t.Fatalf("no ClusterRole %s", name)
+		}
+		return info
+	}
+	secrets := Request{Verb: "get", Resource: "secrets", Namespace: "x"}
+	exec := Request{Verb: "create", Resource: "pods", Subresource: "exec", Namespace: "x"}
+	if !Allows(rules("edit"), secrets) || !Allows(rules("edit"), exec) {
+		t.Error("edit should allow get secrets and create pods/exec")
+	}
+	if Allows(rules("view"), secrets) || Allows(rules("view"), exec) {
+		t.Error("view must not allow secrets or exec")
+	}
+	// A definition in the input wins over the built-in one.
+	own := kube.Object{Ref: finding.ObjectRef{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole", Name: "view"}, Raw: []byte(`{"rules":[]}`)}
+	if got := WithBuiltinRoles([]kube.Object{own}); len(got) != 4 {
+		t.Errorf("with view defined: %d objects, want 4 (own view + 3 built-ins)", len(got))
 	}
 }

@@ -107,7 +107,10 @@ func TestScanCluster(t *testing.T) {
 	}
 	var privOn []string
 	for _, f := range report.Findings {
-		if f.Object.Namespace != ns && f.Object.Kind != "Namespace" {
+		// Cluster-scoped objects (Namespaces, ClusterRoles and their
+		// bindings) are read whatever -n says: they decide what happens in
+		// the namespace too.
+		if f.Object.Namespace != ns && f.Object.Namespace != "" {
 			t.Errorf("finding outside namespace %s: %+v", ns, f.Object)
 		}
 		if f.CheckID == "pss-privileged" {
@@ -123,6 +126,9 @@ func TestScanCluster(t *testing.T) {
 	if !hasFinding(report, "netpol-namespace-no-default-deny", "Namespace", ns) {
 		t.Error("namespace without default-deny not flagged")
 	}
+	if !hasFinding(report, "rbac-secrets-read", "ClusterRoleBinding", "scanner") {
+		t.Error("the scanner's own cluster-wide list on secrets is not flagged rbac-secrets-read")
+	}
 	if !hasFinding(report, "secret-legacy-sa-token", "Secret", "old-token") {
 		t.Error("legacy service-account token Secret (listed as metadata only) not flagged")
 	}
@@ -130,6 +136,29 @@ func TestScanCluster(t *testing.T) {
 	cli.Run(ctx, []string{"scan", "--cluster", "--kubeconfig", full, "-n", ns, "-o", "json"}, strings.NewReader(""), &out, &errb)
 	if strings.Contains(out.String(), secretValue) || strings.Contains(errb.String(), secretValue) {
 		t.Error("a Secret's value appears in the scan output")
+	}
+
+	// who-can reads the same cluster: the scanner's list on secrets comes
+	// from its ClusterRoleBinding.
+	var wout, werr strings.Builder
+	if code := cli.Run(ctx, []string{"who-can", "list", "secrets", "-n", ns, "--cluster", "--kubeconfig", full, "-o", "json"},
+		strings.NewReader(""), &wout, &werr); code != cli.ExitOK {
+		t.Fatalf("who-can --cluster: exit %d: %s", code, werr.String())
+	}
+	var grants []struct {
+		Subject struct{ Kind, Name, Namespace string } `json:"subject"`
+		Binding struct{ Kind, Name string }            `json:"binding"`
+	}
+	if err := json.Unmarshal([]byte(wout.String()), &grants); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(grants, func(g struct {
+		Subject struct{ Kind, Name, Namespace string } `json:"subject"`
+		Binding struct{ Kind, Name string }            `json:"binding"`
+	}) bool {
+		return g.Subject.Kind == "ServiceAccount" && g.Subject.Name == "scanner" && g.Binding.Name == "scanner"
+	}) {
+		t.Errorf("who-can list secrets -n %s: scanner not among %+v", ns, grants)
 	}
 
 	code, report, stderr = runScan(t, "--cluster", "--kubeconfig", withoutConfigMaps, "-n", ns, "-o", "json")
