@@ -56,7 +56,8 @@ func (c *Check) Validate() error {
 type Pass struct {
 	// Object is the object being checked.
 	Object *kube.Object
-	// Pod is the object's pod template, for workload checks; nil otherwise.
+	// Pod is the pod template of a workload object (decoded once, shared by
+	// every check); nil for other kinds.
 	Pod *corev1.PodTemplateSpec
 	// Index holds every object of the scan, for cross-object checks.
 	Index *Index

@@ -142,7 +142,9 @@ func (e *Engine) RunObject(obj *kube.Object, ix *Index) ([]finding.Finding, erro
 	exempt := exemptions(obj.Annotations)
 	pass := Pass{Object: obj, Index: ix, findings: &findings}
 	var errs []error
-	if kube.IsWorkload(obj.Ref.Kind) && len(e.workload) > 0 {
+	// A workload's pod template is decoded once, for workload checks and
+	// for checks of its kind alike (the kube-apiserver checks read a Pod's).
+	if kube.IsWorkload(obj.Ref.Kind) && (len(e.workload) > 0 || len(e.byKind[obj.Ref.Kind]) > 0) {
 		tmpl, _, err := kube.PodTemplate(obj.Ref.Kind, obj.Raw)
 		if err != nil {
 			errs = append(errs, &ObjectError{Object: *obj, Err: err})
@@ -156,7 +158,6 @@ func (e *Engine) RunObject(obj *kube.Object, ix *Index) ([]finding.Finding, erro
 			}
 		}
 	}
-	pass.Pod = nil
 	for _, c := range e.byKind[obj.Ref.Kind] {
 		if !exempt[c.ID] && !e.exceptions.Exempts(c.ID, obj) {
 			pass.check = c

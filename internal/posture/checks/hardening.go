@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kustode/kustode/internal/finding"
 	"github.com/kustode/kustode/internal/posture"
@@ -24,14 +23,10 @@ import (
 // "--flag value" are understood; a flag given twice keeps its last value, as
 // the API server's flag parsing does.
 func apiserverFlags(p *posture.Pass) map[string]string {
-	if p.Object.Ref.Kind != "Pod" {
+	if p.Object.Ref.Kind != "Pod" || p.Pod == nil {
 		return nil
 	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(p.Object.Raw, &pod); err != nil {
-		return nil
-	}
-	for _, c := range pod.Spec.Containers {
+	for _, c := range p.Pod.Spec.Containers {
 		argv := append(slices.Clone(c.Command), c.Args...)
 		i := slices.IndexFunc(argv, func(a string) bool { return path.Base(a) == "kube-apiserver" })
 		if i < 0 {
