@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-
 	"github.com/kustode/kustode/internal/finding"
 	"github.com/kustode/kustode/internal/posture"
 )
