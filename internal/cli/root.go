@@ -102,6 +102,8 @@ It is one binary. Each command below is one way to use it; run
 		newChecksCommand(s),
 		newWhoCanCommand(s),
 		newAccessCommand(s),
+		newAuditCommand(s),
+		newRulesCommand(s),
 		newVersionCommand(s),
 	)
 	markArgErrorsAsUsage(root)

@@ -81,6 +81,13 @@ type Options struct {
 	// EventLists (the webhook backend, batch mode). Plain http on loopback
 	// is accepted.
 	AuditWebhookURL string
+	// AuditWebhookToken, when set, is the bearer token the API server
+	// presents to the audit webhook, as a production receiver requires.
+	// Kubernetes sends credentials only over TLS: the URL must be https.
+	AuditWebhookToken string
+	// AuditWebhookCA is the PEM CA that signs an https webhook's
+	// certificate.
+	AuditWebhookCA []byte
 	// AuditWebhookBatchMaxWait bounds how long the API server holds audit
 	// events before sending a batch. Zero means one second (the API server's
 	// own default of 30 s would delay every alert).
@@ -257,7 +264,10 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 			wait = time.Second
 		}
 		hookConfig := filepath.Join(cp.Dir, "audit-webhook.kubeconfig")
-		if err := writeWebhookKubeconfig(hookConfig, opts.AuditWebhookURL); err != nil {
+		if opts.AuditWebhookToken != "" && !strings.HasPrefix(opts.AuditWebhookURL, "https://") {
+			return nil, errors.New("controlplane: AuditWebhookToken needs an https AuditWebhookURL: the API server sends credentials only over TLS")
+		}
+		if err := writeWebhookKubeconfig(hookConfig, opts.AuditWebhookURL, opts.AuditWebhookToken, opts.AuditWebhookCA); err != nil {
 			return nil, err
 		}
 		apiArgs = append(apiArgs,
@@ -560,10 +570,10 @@ func (cp *ControlPlane) writeTokenFile(users []User) (string, error) {
 
 // writeWebhookKubeconfig writes the kubeconfig-format file that tells the API
 // server where to send audit events.
-func writeWebhookKubeconfig(path, url string) error {
+func writeWebhookKubeconfig(path, url, token string, ca []byte) error {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["audit-sink"] = &clientcmdapi.Cluster{Server: url}
-	cfg.AuthInfos["kube-apiserver"] = &clientcmdapi.AuthInfo{}
+	cfg.Clusters["audit-sink"] = &clientcmdapi.Cluster{Server: url, CertificateAuthorityData: ca}
+	cfg.AuthInfos["kube-apiserver"] = &clientcmdapi.AuthInfo{Token: token}
 	cfg.Contexts["default"] = &clientcmdapi.Context{Cluster: "audit-sink", AuthInfo: "kube-apiserver"}
 	cfg.CurrentContext = "default"
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {

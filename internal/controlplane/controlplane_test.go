@@ -127,15 +127,15 @@ func TestKubeconfigs(t *testing.T) {
 	}
 
 	hook := filepath.Join(t.TempDir(), "hook.kubeconfig")
-	if err := writeWebhookKubeconfig(hook, "http://127.0.0.1:9999/audit"); err != nil {
+	if err := writeWebhookKubeconfig(hook, "https://127.0.0.1:9999/audit", "hook-token", []byte("ca")); err != nil {
 		t.Fatal(err)
 	}
 	hc, err := clientcmd.BuildConfigFromFlags("", hook)
 	if err != nil {
 		t.Fatalf("webhook kubeconfig does not load: %v", err)
 	}
-	if hc.Host != "http://127.0.0.1:9999/audit" {
-		t.Errorf("webhook kubeconfig server = %q", hc.Host)
+	if hc.Host != "https://127.0.0.1:9999/audit" || hc.BearerToken != "hook-token" || string(hc.CAData) != "ca" {
+		t.Errorf("webhook kubeconfig server = %q, token %q", hc.Host, hc.BearerToken)
 	}
 }
 

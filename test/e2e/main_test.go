@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,14 +39,36 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	hook := httptest.NewServer(audit)
+	// The API server's audit webhook posts to one TLS endpoint that feeds
+	// both the test's own record (auditLog) and kustode's real receiver,
+	// which authenticates the API server by bearer token and runs the
+	// default detection rules (see detect_test.go).
+	receiver, err := newDetector()
+	detections = receiver
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	hook := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		audit.record(body)
+		r2 := r.Clone(r.Context())
+		r2.Body = io.NopCloser(bytes.NewReader(body))
+		receiver.handler.ServeHTTP(w, r2)
+	}))
 	defer hook.Close()
+	hookCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hook.Certificate().Raw})
 
 	start := time.Now()
-	var err error
 	cp, err = controlplane.Start(ctx, controlplane.Options{
 		Users:             []controlplane.User{{Name: alice, Groups: []string{devGroup}}},
 		AuditWebhookURL:   hook.URL,
+		AuditWebhookToken: webhookToken,
+		AuditWebhookCA:    hookCA,
 		ControllerManager: true,
 		Scheduler:         true,
 		Kwok:              true,
@@ -86,24 +110,20 @@ type auditEvent struct {
 	} `json:"responseStatus"`
 }
 
-// auditSink is an audit webhook receiver: the API server POSTs EventLists.
+// auditSink records what the API server's audit webhook posts, decoded
+// independently of kustode's receiver.
 type auditSink struct {
 	mu     sync.Mutex
 	events []auditEvent
 }
 
-func (s *auditSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
+func (s *auditSink) record(body []byte) {
 	var list struct {
 		Kind  string       `json:"kind"`
 		Items []auditEvent `json:"items"`
 	}
 	if err := json.Unmarshal(body, &list); err != nil || list.Kind != "EventList" {
-		http.Error(w, fmt.Sprintf("not an EventList: %v", err), http.StatusBadRequest)
+		fmt.Fprintf(os.Stderr, "e2e: webhook body is not an EventList: %v\n", err)
 		return
 	}
 	s.mu.Lock()

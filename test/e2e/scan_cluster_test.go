@@ -13,6 +13,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -206,14 +207,18 @@ func scannerKubeconfig(t *testing.T, admin *kubernetes.Clientset, ns, name strin
 		t.Fatal(err)
 	}
 	// RBAC changes reach the authorizer through an informer: wait until the
-	// role is in effect.
+	// role's first rule is in effect for the new token.
 	check, err := kubernetes.NewForConfig(mustConfig(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
+	first := rules[0]
+	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: first.Verbs[0], Group: first.APIGroups[0], Resource: first.Resources[0]},
+	}}
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := check.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-		return err == nil, nil
+		res, err := check.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		return err == nil && res.Status.Allowed, nil
 	})
 	if err != nil {
 		t.Fatalf("role for %s never took effect: %v", name, err)

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const execEvent = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"e1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/pods/web-1/exec","verb":"create","user":{"username":"alice","groups":["system:authenticated"]},"sourceIPs":["203.0.113.7"],"userAgent":"kubectl/v1.37.2","objectRef":{"resource":"pods","namespace":"shop","name":"web-1","subresource":"exec","apiVersion":"v1"},"responseStatus":{"code":101},"requestReceivedTimestamp":"2026-11-26T10:00:00.000000Z","stageTimestamp":"2026-11-26T10:00:01.000000Z"}`
+
+func TestAuditReplayJSON(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(file, []byte(execEvent+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run(t, "audit", "replay", "-o", "json", file)
+	if code != ExitFindings {
+		t.Fatalf("exit %d, want %d (alerts raised): %s", code, ExitFindings, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one alert line, got %d:\n%s", len(lines), out)
+	}
+	var a map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &a); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"rule", "severity", "mitre", "auditIDs", "time", "user", "namespace", "object", "message"} {
+		if _, ok := a[key]; !ok {
+			t.Errorf("alert lacks %q: %s", key, lines[0])
+		}
+	}
+	if a["rule"] != "pod-exec" || a["user"] != "alice" || a["namespace"] != "shop" || a["object"] != "pods/exec web-1" ||
+		a["time"] != "2026-11-26T10:00:01Z" {
+		t.Errorf("alert = %s", lines[0])
+	}
+}
+
+func TestAuditReplayMalformedLineIsSkippedAndReported(t *testing.T) {
+	input := "not json\n" + execEvent + "\n"
+	var out, errb strings.Builder
+	code := Run(t.Context(), []string{"audit", "replay", "-"}, strings.NewReader(input), &out, &errb)
+	if code != ExitUsage {
+		t.Errorf("exit %d, want %d for malformed input", code, ExitUsage)
+	}
+	if !strings.Contains(out.String(), "pod-exec") || !strings.Contains(out.String(), "1 events read, 1 alerts") {
+		t.Errorf("the good event after the bad line was not evaluated:\n%s", out.String())
+	}
+	if !strings.Contains(errb.String(), "-:1") {
+		t.Errorf("stderr does not locate the bad line: %q", errb.String())
+	}
+}
+
+func TestRulesTest(t *testing.T) {
+	code, out, _ := run(t, "rules", "test")
+	if code != ExitOK || !strings.Contains(out, " passed, 0 failed") {
+		t.Errorf("default pack tests: exit %d\n%s", code, out)
+	}
+
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mine.yaml", `apiVersion: kustode.io/v1alpha1
+kind: RuleSet
+rules:
+- id: configmap-deleted
+  title: ConfigMap deleted
+  severity: low
+  mitre: [T1485]
+  match: {verbs: [delete], resources: [configmaps]}
+  condition: responseStatus.code < 400
+  output: "{user} deleted ConfigMap {namespace}/{name}"
+`)
+	write("mine_test.yaml", `apiVersion: kustode.io/v1alpha1
+kind: RuleTests
+tests:
+- name: delete is seen
+  events: [{verb: delete, user: {username: bob}, objectRef: {resource: configmaps, namespace: a, name: b}, responseStatus: {code: 200}}]
+  alerts: [configmap-deleted]
+- name: wrong expectation
+  events: [{verb: get, user: {username: bob}, objectRef: {resource: configmaps, namespace: a, name: b}, responseStatus: {code: 200}}]
+  alerts: [configmap-deleted]
+`)
+	code, out, _ = run(t, "rules", "test", dir)
+	if code != ExitFindings {
+		t.Errorf("exit %d, want %d for a failing test", code, ExitFindings)
+	}
+	if !strings.Contains(out, "mine_test.yaml:7 wrong expectation: alerts [], want [configmap-deleted]") || !strings.Contains(out, "1 passed, 1 failed") {
+		t.Errorf("output:\n%s", out)
+	}
+}

@@ -1,0 +1,339 @@
+package detect
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"path"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync/atomic"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kustode/kustode/internal/audit"
+	"github.com/kustode/kustode/internal/kube"
+)
+
+// The CEL environment rules are written against. Each top-level field of an
+// audit event is a variable, built only when a rule reads it:
+//
+//	verb, stage, requestURI, userAgent      string
+//	sourceIPs                               list(string)
+//	user, impersonatedUser                  {username, uid, groups, extra}
+//	objectRef                               {resource, subresource, namespace, name, apiGroup, apiVersion}
+//	responseStatus                          {code (int), status, reason, message}
+//	annotations                             map(string, string)
+//	requestObject, responseObject           the recorded objects (null when absent)
+//	lists                                   the rule file's lists by name
+//
+// Helper functions over a recorded workload object (any kind, any
+// apiVersion; false or empty for other objects):
+//
+//	privileged(obj)          bool: a container runs privileged
+//	hostNamespaces(obj)      list(string): "hostNetwork", "hostPID", "hostIPC" set
+//	hostPaths(obj)           list(string): hostPath volume paths
+//	addedCapabilities(obj)   list(string): capabilities added by any container
+//	inCIDR(ip, cidrs)        bool: ip is inside one of the CIDRs
+//	glob(s, pattern)         bool: shell-style match (*, ?)
+func newEnv() (*cel.Env, error) {
+	mapSD := cel.MapType(cel.StringType, cel.DynType)
+	return cel.NewEnv(
+		ext.Strings(), // lowerAscii, split, ... as in Kubernetes' own CEL
+		cel.Variable("verb", cel.StringType),
+		cel.Variable("stage", cel.StringType),
+		cel.Variable("requestURI", cel.StringType),
+		cel.Variable("userAgent", cel.StringType),
+		cel.Variable("sourceIPs", cel.ListType(cel.StringType)),
+		cel.Variable("user", mapSD),
+		cel.Variable("impersonatedUser", mapSD),
+		cel.Variable("objectRef", mapSD),
+		cel.Variable("responseStatus", mapSD),
+		cel.Variable("annotations", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("requestObject", cel.DynType),
+		cel.Variable("responseObject", cel.DynType),
+		cel.Variable("lists", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
+		podFunc("privileged", cel.BoolType, func(s *corev1.PodSpec) ref.Val { return types.Bool(isPrivileged(s)) }),
+		podFunc("hostNamespaces", cel.ListType(cel.StringType), func(s *corev1.PodSpec) ref.Val {
+			return types.DefaultTypeAdapter.NativeToValue(hostNamespaces(s))
+		}),
+		podFunc("hostPaths", cel.ListType(cel.StringType), func(s *corev1.PodSpec) ref.Val {
+			return types.DefaultTypeAdapter.NativeToValue(hostPaths(s))
+		}),
+		podFunc("addedCapabilities", cel.ListType(cel.StringType), func(s *corev1.PodSpec) ref.Val {
+			return types.DefaultTypeAdapter.NativeToValue(addedCapabilities(s))
+		}),
+		cel.Function("inCIDR",
+			cel.Overload("inCIDR_string_list", []*cel.Type{cel.StringType, cel.ListType(cel.StringType)}, cel.BoolType,
+				cel.BinaryBinding(func(ip, cidrs ref.Val) ref.Val {
+					addr, err := netip.ParseAddr(string(ip.(types.String)))
+					if err != nil {
+						return types.False
+					}
+					list, err := cidrs.ConvertToNative(stringSliceType)
+					if err != nil {
+						return types.NewErr("inCIDR: %v", err)
+					}
+					for _, c := range list.([]string) {
+						if p, err := netip.ParsePrefix(c); err == nil && p.Contains(addr) {
+							return types.True
+						}
+					}
+					return types.False
+				}))),
+		cel.Function("glob",
+			cel.MemberOverload("string_glob_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+				cel.BinaryBinding(func(s, pattern ref.Val) ref.Val {
+					ok, _ := path.Match(string(pattern.(types.String)), string(s.(types.String)))
+					return types.Bool(ok)
+				}))),
+	)
+}
+
+// podFunc declares a function of one recorded object computed from its pod
+// template.
+func podFunc(name string, result *cel.Type, fn func(*corev1.PodSpec) ref.Val) cel.EnvOption {
+	return cel.Function(name, cel.Overload(name+"_dyn", []*cel.Type{cel.DynType}, result,
+		cel.UnaryBinding(func(obj ref.Val) ref.Val {
+			spec := podSpecOf(obj)
+			if spec == nil {
+				spec = &corev1.PodSpec{}
+			}
+			return fn(spec)
+		})))
+}
+
+// lastPod caches the pod spec of the last object the pod helpers decoded:
+// several rules ask about the same request object in a row. The entry holds
+// the object itself, so its address cannot be reused while cached.
+var lastPod atomic.Pointer[podCacheEntry]
+
+type podCacheEntry struct {
+	obj  map[string]any
+	spec *corev1.PodSpec
+}
+
+// podSpecOf finds the pod spec in a recorded object of any workload kind.
+func podSpecOf(obj ref.Val) *corev1.PodSpec {
+	// requestObject and responseObject are the Go values decodeRaw made;
+	// Value returns them as they are.
+	m, ok := obj.Value().(map[string]any)
+	if !ok {
+		return nil
+	}
+	if c := lastPod.Load(); c != nil && reflect.ValueOf(c.obj).Pointer() == reflect.ValueOf(m).Pointer() {
+		return c.spec
+	}
+	spec := decodePodSpec(m)
+	lastPod.Store(&podCacheEntry{obj: m, spec: spec})
+	return spec
+}
+
+func decodePodSpec(m map[string]any) *corev1.PodSpec {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	var head struct {
+		Kind string `json:"kind"`
+	}
+	if json.Unmarshal(raw, &head) != nil {
+		return nil
+	}
+	tmpl, ok, err := kube.PodTemplate(head.Kind, raw)
+	if !ok || err != nil {
+		return nil
+	}
+	return &tmpl.Spec
+}
+
+func isPrivileged(s *corev1.PodSpec) bool {
+	for _, c := range allContainers(s) {
+		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+			return true
+		}
+	}
+	return false
+}
+
+func hostNamespaces(s *corev1.PodSpec) []string {
+	out := []string{}
+	if s.HostNetwork {
+		out = append(out, "hostNetwork")
+	}
+	if s.HostPID {
+		out = append(out, "hostPID")
+	}
+	if s.HostIPC {
+		out = append(out, "hostIPC")
+	}
+	return out
+}
+
+func hostPaths(s *corev1.PodSpec) []string {
+	out := []string{}
+	for _, v := range s.Volumes {
+		if v.HostPath != nil {
+			out = append(out, v.HostPath.Path)
+		}
+	}
+	return out
+}
+
+func addedCapabilities(s *corev1.PodSpec) []string {
+	out := []string{}
+	for _, c := range allContainers(s) {
+		if c.SecurityContext != nil && c.SecurityContext.Capabilities != nil {
+			for _, cap := range c.SecurityContext.Capabilities.Add {
+				out = append(out, strings.TrimPrefix(strings.ToUpper(string(cap)), "CAP_"))
+			}
+		}
+	}
+	return out
+}
+
+func allContainers(s *corev1.PodSpec) []corev1.Container {
+	out := append(append([]corev1.Container(nil), s.InitContainers...), s.Containers...)
+	for _, e := range s.EphemeralContainers {
+		out = append(out, corev1.Container(e.EphemeralContainerCommon))
+	}
+	return out
+}
+
+// activation resolves CEL variables from one event, building each value on
+// first use: most rules read two or three fields, and the recorded objects
+// are decoded only for the rules that look at them.
+type activation struct {
+	ev    *audit.Event
+	lists map[string][]string
+	cache map[string]any
+}
+
+var _ interpreter.Activation = (*activation)(nil)
+
+func newActivation(ev *audit.Event, lists map[string][]string) *activation {
+	return &activation{ev: ev, lists: lists}
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	if v, ok := a.cache[name]; ok {
+		return v, true
+	}
+	v, ok := a.resolve(name)
+	if ok {
+		if a.cache == nil {
+			a.cache = map[string]any{}
+		}
+		a.cache[name] = v
+	}
+	return v, ok
+}
+
+func (a *activation) resolve(name string) (any, bool) {
+	ev := a.ev
+	switch name {
+	case "verb":
+		return ev.Verb, true
+	case "stage":
+		return string(ev.Stage), true
+	case "requestURI":
+		return ev.RequestURI, true
+	case "userAgent":
+		return ev.UserAgent, true
+	case "sourceIPs":
+		return nonNil(ev.SourceIPs), true
+	case "user":
+		return userMap(&ev.User), true
+	case "impersonatedUser":
+		if ev.ImpersonatedUser == nil {
+			return userMap(&audit.UserInfo{}), true
+		}
+		return userMap(ev.ImpersonatedUser), true
+	case "objectRef":
+		o := ev.ObjectRef
+		return map[string]any{
+			"resource": o.Resource, "subresource": o.Subresource, "namespace": o.Namespace,
+			"name": o.Name, "apiGroup": o.APIGroup, "apiVersion": o.APIVersion,
+		}, true
+	case "responseStatus":
+		r := ev.ResponseStatus
+		return map[string]any{"code": int64(r.Code), "status": r.Status, "reason": r.Reason, "message": r.Message}, true
+	case "annotations":
+		if ev.Annotations == nil {
+			return map[string]string{}, true
+		}
+		return ev.Annotations, true
+	case "requestObject":
+		return decodeRaw(ev.RequestObject), true
+	case "responseObject":
+		return decodeRaw(ev.ResponseObject), true
+	case "lists":
+		return a.lists, true
+	}
+	return nil, false
+}
+
+func userMap(u *audit.UserInfo) map[string]any {
+	extra := map[string][]string{}
+	for k, v := range u.Extra {
+		extra[k] = v
+	}
+	return map[string]any{"username": u.Username, "uid": u.UID, "groups": nonNil(u.Groups), "extra": extra}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func decodeRaw(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil
+	}
+	return v
+}
+
+var macroRef = regexp.MustCompile(`@([a-zA-Z_][a-zA-Z0-9_]*)`)
+
+// expandMacros replaces @name with the macro's expression, in parentheses,
+// recursively (a macro may use others); cycles are an error.
+func expandMacros(expr string, macros map[string]string) (string, error) {
+	for depth := 0; macroRef.MatchString(expr); depth++ {
+		if depth > 16 {
+			return "", fmt.Errorf("macros nest more than 16 deep (a cycle?)")
+		}
+		var missing string
+		expr = macroRef.ReplaceAllStringFunc(expr, func(m string) string {
+			body, ok := macros[m[1:]]
+			if !ok {
+				missing = m
+				return m
+			}
+			return "(" + body + ")"
+		})
+		if missing != "" {
+			return "", fmt.Errorf("unknown macro %s", missing)
+		}
+	}
+	return expr, nil
+}
+
+var (
+	stringSliceType = reflect.TypeOf([]string(nil))
+)
+
+func parseAddr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }

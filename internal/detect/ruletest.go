@@ -1,0 +1,176 @@
+package detect
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kustode/kustode/internal/audit"
+)
+
+// TestFile holds rule tests, like promtool's rule unit tests:
+//
+//	apiVersion: kustode.io/v1alpha1
+//	kind: RuleTests
+//	tests:
+//	- name: exec into a pod is seen
+//	  interval: 1s           # time between events (default 1s)
+//	  events: [ {audit event}, ... ]   # partial events; stage defaults to ResponseComplete
+//	  alerts: [pod-exec]     # the rule IDs that must fire, in order; [] expects silence
+type TestFile struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Tests      []RuleTest `yaml:"tests"`
+}
+
+// RuleTest is one test: events in, alerts (by rule ID, in order) out.
+type RuleTest struct {
+	Name     string        `yaml:"name"`
+	Interval time.Duration `yaml:"interval"`
+	Events   []yaml.Node   `yaml:"events"`
+	Alerts   []string      `yaml:"alerts"`
+	line     int
+}
+
+// TestResult is the outcome of one rule test.
+type TestResult struct {
+	File, Name string
+	Line       int
+	// Err is nil when the test passed.
+	Err error
+}
+
+// testEpoch is the time of a test's first event.
+var testEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// RunTests runs every *_test.yaml under root in fsys. Each test gets a fresh
+// engine built by newEngine, so state never leaks between tests.
+func RunTests(fsys fs.FS, root string, newEngine func() (*Engine, error)) ([]TestResult, error) {
+	var names []string
+	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, "_test.yaml") {
+			names = append(names, p)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var results []TestResult
+	for _, n := range names {
+		data, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		tf, err := parseTests(data)
+		if err != nil {
+			results = append(results, TestResult{File: n, Err: err})
+			continue
+		}
+		for _, t := range tf.Tests {
+			engine, err := newEngine()
+			if err != nil {
+				return nil, err
+			}
+			results = append(results, TestResult{File: n, Name: t.Name, Line: t.line, Err: t.run(engine)})
+		}
+	}
+	return results, nil
+}
+
+// RunTestsDir runs the tests of a directory on disk.
+func RunTestsDir(dir string, newEngine func() (*Engine, error)) ([]TestResult, error) {
+	res, err := RunTests(os.DirFS(dir), ".", newEngine)
+	for i := range res {
+		res[i].File = path.Join(dir, res[i].File)
+	}
+	return res, err
+}
+
+// DefaultTests runs the embedded default pack's tests.
+func DefaultTests() ([]TestResult, error) {
+	res, err := RunTests(defaultRules, "rules", func() (*Engine, error) { return NewEngine(Options{}) })
+	return res, err
+}
+
+func parseTests(data []byte) (*TestFile, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	var tf TestFile
+	if err := doc.Decode(&tf); err != nil {
+		return nil, err
+	}
+	if tf.APIVersion != "kustode.io/v1alpha1" || tf.Kind != "RuleTests" {
+		return nil, fmt.Errorf("want apiVersion kustode.io/v1alpha1 and kind RuleTests")
+	}
+	// Record each test's line.
+	if len(doc.Content) > 0 {
+		m := doc.Content[0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == "tests" {
+				for j, item := range m.Content[i+1].Content {
+					if j < len(tf.Tests) {
+						tf.Tests[j].line = item.Line
+					}
+				}
+			}
+		}
+	}
+	return &tf, nil
+}
+
+func (t *RuleTest) run(engine *Engine) error {
+	interval := t.Interval
+	if interval == 0 {
+		interval = time.Second
+	}
+	var got []string
+	for i, node := range t.Events {
+		var generic any
+		if err := node.Decode(&generic); err != nil {
+			return fmt.Errorf("event %d: %w", i+1, err)
+		}
+		raw, err := json.Marshal(generic)
+		if err != nil {
+			return fmt.Errorf("event %d: %w", i+1, err)
+		}
+		var ev audit.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return fmt.Errorf("event %d (line %d): %w", i+1, node.Line, err)
+		}
+		if ev.Stage == "" {
+			ev.Stage = "ResponseComplete"
+		}
+		if ev.AuditID == "" {
+			ev.AuditID = fmt.Sprintf("test-%d", i+1)
+		}
+		if ev.StageTimestamp.IsZero() {
+			ev.StageTimestamp = testEpoch.Add(time.Duration(i) * interval)
+		}
+		for _, a := range engine.Evaluate(&ev) {
+			got = append(got, a.Rule)
+		}
+	}
+	want := t.Alerts
+	if want == nil {
+		want = []string{}
+	}
+	if got == nil {
+		got = []string{}
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("alerts %v, want %v", got, want)
+	}
+	return nil
+}
