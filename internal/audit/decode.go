@@ -917,7 +917,7 @@ var eventFields = []string{
 	"kind", "apiVersion", "level", "auditID", "stage", "requestURI", "verb",
 	"user", "impersonatedUser", "sourceIPs", "userAgent", "objectRef",
 	"responseStatus", "requestObject", "responseObject",
-	"requestReceivedTimestamp", "stageTimestamp", "annotations",
+	"requestReceivedTimestamp", "stageTimestamp", "annotations", "timestamp",
 }
 
 // The field name functions return the field a key names: exactly (a
@@ -962,7 +962,9 @@ func eventFieldName(key []byte) string {
 		return "stageTimestamp"
 	case "annotations":
 		return "annotations"
-	case "metadata", "timestamp":
+	case "timestamp":
+		return "timestamp"
+	case "metadata":
 		return ""
 	}
 	return fold(key, eventFields)
@@ -1114,6 +1116,8 @@ func (d *decoder) eventField(e *Event, name string) error {
 		return d.timestamp(&e.RequestReceivedTimestamp, name)
 	case "stageTimestamp":
 		return d.timestamp(&e.StageTimestamp, name)
+	case "timestamp":
+		return d.timestamp(&e.LegacyTimestamp, name)
 	case "annotations":
 		return d.strMap(&e.Annotations, name)
 	default:

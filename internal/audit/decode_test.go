@@ -32,6 +32,7 @@ type refEvent struct {
 	ResponseObject           json.RawMessage   `json:"responseObject"`
 	RequestReceivedTimestamp refTime           `json:"requestReceivedTimestamp"`
 	StageTimestamp           refTime           `json:"stageTimestamp"`
+	LegacyTimestamp          refTime           `json:"timestamp"`
 	Annotations              map[string]string `json:"annotations"`
 }
 
@@ -46,7 +47,8 @@ func (r refEvent) event() Event {
 		SourceIPs: r.SourceIPs, UserAgent: r.UserAgent, ObjectRef: r.ObjectRef, ResponseStatus: r.ResponseStatus,
 		RequestObject: r.RequestObject, ResponseObject: r.ResponseObject,
 		RequestReceivedTimestamp: r.RequestReceivedTimestamp.Time, StageTimestamp: r.StageTimestamp.Time,
-		Annotations: r.Annotations,
+		LegacyTimestamp: r.LegacyTimestamp.Time,
+		Annotations:     r.Annotations,
 	}
 }
 
@@ -101,7 +103,8 @@ func checkAgainstReference(t *testing.T, data []byte) {
 		t.Fatalf("DecodeEvent(%q):\n got %#v\nwant %#v", data, got, want)
 	}
 	// Times must also agree on location and monotonic-free representation.
-	if !got.StageTimestamp.Equal(want.StageTimestamp) || !got.RequestReceivedTimestamp.Equal(want.RequestReceivedTimestamp) {
+	if !got.StageTimestamp.Equal(want.StageTimestamp) || !got.RequestReceivedTimestamp.Equal(want.RequestReceivedTimestamp) ||
+		!got.LegacyTimestamp.Equal(want.LegacyTimestamp) {
 		t.Fatalf("DecodeEvent(%q): timestamps differ", data)
 	}
 }
@@ -154,7 +157,7 @@ func TestDecodeEvent(t *testing.T) {
 		{
 			name: "v1beta1 with metadata and timestamp",
 			in:   `{"kind":"Event","apiVersion":"audit.k8s.io/v1beta1","metadata":{"creationTimestamp":"2017-09-11T19:55:05Z"},"level":"Metadata","timestamp":"2017-09-11T19:55:05Z","auditID":"a","verb":"list"}`,
-			want: Event{Kind: "Event", APIVersion: "audit.k8s.io/v1beta1", Level: LevelMetadata, AuditID: "a", Verb: "list"},
+			want: Event{Kind: "Event", APIVersion: "audit.k8s.io/v1beta1", Level: LevelMetadata, AuditID: "a", Verb: "list", LegacyTimestamp: ts("2017-09-11T19:55:05Z")},
 		},
 		{
 			name: "raw objects kept as bytes",
@@ -273,6 +276,7 @@ func TestEventTime(t *testing.T) {
 	}{
 		{Event{RequestReceivedTimestamp: recv, StageTimestamp: stage}, stage},
 		{Event{RequestReceivedTimestamp: recv}, recv},
+		{Event{LegacyTimestamp: recv}, recv}, // audit.k8s.io/v1beta1
 		{Event{}, time.Time{}},
 	} {
 		if got := tt.e.Time(); !got.Equal(tt.want) {

@@ -67,6 +67,9 @@ type Event struct {
 
 	RequestReceivedTimestamp time.Time `json:"requestReceivedTimestamp,omitzero"`
 	StageTimestamp           time.Time `json:"stageTimestamp,omitzero"`
+	// LegacyTimestamp is audit.k8s.io/v1beta1's deprecated "timestamp",
+	// which the oldest logs carry instead of the two above.
+	LegacyTimestamp time.Time `json:"timestamp,omitzero"`
 
 	// Annotations hold what admission and authorization added, such as
 	// authorization.k8s.io/decision and pod-security.kubernetes.io/*.
@@ -103,13 +106,16 @@ type ResponseStatus struct {
 }
 
 // Time is when the event's stage was reached, or when the request was
-// received if the event carries no stage timestamp. It is the zero time for
-// events that carry neither.
+// received if the event carries no stage timestamp, or the v1beta1
+// timestamp. It is the zero time for events that carry none.
 func (e *Event) Time() time.Time {
-	if !e.StageTimestamp.IsZero() {
+	switch {
+	case !e.StageTimestamp.IsZero():
 		return e.StageTimestamp
+	case !e.RequestReceivedTimestamp.IsZero():
+		return e.RequestReceivedTimestamp
 	}
-	return e.RequestReceivedTimestamp
+	return e.LegacyTimestamp
 }
 
 // DecodeRequestObject unmarshals the request object into v with

@@ -85,15 +85,17 @@ func FuzzParseResource(f *testing.F) {
 		if resource == "" || strings.Contains(resource, "/") || strings.Contains(sub, "/") {
 			t.Errorf("ParseResource(%q) = %q, %q, %q", s, group, resource, sub)
 		}
-		// What it returns parses again to the same.
-		in := resource
-		if group != "" && group != "*" {
-			in += "." + group
+		// What it returns parses again to the same. The core group is named
+		// explicitly (RESOURCE.v1.), since a bare name only parses for
+		// built-in resources.
+		in := resource + ".v1." + group
+		if group == "*" {
+			in = resource
 		}
 		if sub != "" {
 			in += "/" + sub
 		}
-		if group == "" && resource != "*" {
+		if resource != "*" && group != "*" {
 			if g2, r2, s2, err := ParseResource(in); err != nil || g2 != group || r2 != resource || s2 != sub {
 				t.Errorf("ParseResource(%q) = %q, %q, %q, %v; from %q", in, g2, r2, s2, err, s)
 			}
