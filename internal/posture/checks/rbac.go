@@ -39,13 +39,19 @@ func bootstrap(o *kube.Object) bool {
 	return o.Labels["kubernetes.io/bootstrapping"] == "rbac-defaults"
 }
 
+// madeBinding returns the binding a check runs on, unless it belongs to
+// Kubernetes' bootstrap policy.
+func madeBinding(p *posture.Pass) (rbac.BindingInfo, bool) {
+	if bootstrap(p.Object) {
+		return rbac.BindingInfo{}, false
+	}
+	return rbacIndex(p.Index).Binding(p.Object.Ref.Kind, p.Object.Ref.Namespace, p.Object.Ref.Name)
+}
+
 // bindingPass gives a binding check the binding and its non-system
 // subjects (users and groups named system:* are Kubernetes components).
 func bindingPass(p *posture.Pass) (rbac.BindingInfo, []rbac.Subject, bool) {
-	if bootstrap(p.Object) {
-		return rbac.BindingInfo{}, nil, false
-	}
-	info, ok := rbacIndex(p.Index).Binding(p.Object.Ref.Kind, p.Object.Ref.Namespace, p.Object.Ref.Name)
+	info, ok := madeBinding(p)
 	if !ok || !info.RoleFound {
 		return info, nil, false
 	}
@@ -291,10 +297,7 @@ var RBACPublicSubject = &posture.Check{
 	Frameworks:  rbacFrameworks(nil, "T1078.001", "T1190"),
 	Kinds:       []string{"RoleBinding", "ClusterRoleBinding"},
 	Run: func(p *posture.Pass) {
-		if bootstrap(p.Object) {
-			return
-		}
-		info, ok := rbacIndex(p.Index).Binding(p.Object.Ref.Kind, p.Object.Ref.Namespace, p.Object.Ref.Name)
+		info, ok := madeBinding(p)
 		if !ok {
 			return
 		}
@@ -322,10 +325,7 @@ var RBACDangling = &posture.Check{
 	Frameworks:  rbacFrameworks(nil, "T1098"),
 	Kinds:       []string{"RoleBinding", "ClusterRoleBinding"},
 	Run: func(p *posture.Pass) {
-		if bootstrap(p.Object) {
-			return
-		}
-		info, ok := rbacIndex(p.Index).Binding(p.Object.Ref.Kind, p.Object.Ref.Namespace, p.Object.Ref.Name)
+		info, ok := madeBinding(p)
 		if !ok {
 			return
 		}
@@ -370,10 +370,7 @@ var RBACDefaultServiceAccount = &posture.Check{
 	Frameworks:  rbacFrameworks([]string{"5.1.5"}, "T1078.004"),
 	Kinds:       []string{"RoleBinding", "ClusterRoleBinding"},
 	Run: func(p *posture.Pass) {
-		if bootstrap(p.Object) {
-			return
-		}
-		info, ok := rbacIndex(p.Index).Binding(p.Object.Ref.Kind, p.Object.Ref.Namespace, p.Object.Ref.Name)
+		info, ok := madeBinding(p)
 		if !ok {
 			return
 		}
