@@ -3,9 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -32,6 +35,7 @@ func newAuditReplayCommand(s streams) *cobra.Command {
 	var (
 		ruleDirs   []string
 		noDefaults bool
+		stateFile  string
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -62,6 +66,11 @@ Exit codes: 0 no alert; 1 alerts raised; 2 usage error or malformed input
 			engine, err := detect.NewEngine(detect.Options{NoDefaults: noDefaults, Dirs: ruleDirs})
 			if err != nil {
 				return usageError{err}
+			}
+			if stateFile != "" {
+				if err := loadState(engine, stateFile); err != nil {
+					return err
+				}
 			}
 			var alerts []finding.Alert
 			count := 0
@@ -100,6 +109,11 @@ Exit codes: 0 no alert; 1 alerts raised; 2 usage error or malformed input
 					fmt.Fprintf(s.err, "kustode: %v\n", re)
 				}
 			}
+			if stateFile != "" {
+				if err := saveState(engine, stateFile); err != nil {
+					return err
+				}
+			}
 			if output.value != "json" {
 				if err := writeAlertTable(s.out, alerts); err != nil {
 					return err
@@ -119,7 +133,37 @@ Exit codes: 0 no alert; 1 alerts raised; 2 usage error or malformed input
 	output.addTo(cmd.Flags())
 	cmd.Flags().StringSliceVar(&ruleDirs, "rules", nil, "directories of your own rules (YAML); they override default rules with the same id")
 	cmd.Flags().BoolVar(&noDefaults, "no-default-rules", false, "do not load the built-in rule pack")
+	cmd.Flags().StringVar(&stateFile, "state", "", "file holding what firstSeen rules learned: read at start if it exists, written at the end")
 	return cmd
+}
+
+func loadState(engine *detect.Engine, path string) error {
+	f, err := os.Open(path) //nolint:gosec // the user names the file
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // first run: nothing learned yet
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return engine.LoadState(f)
+}
+
+// saveState writes the state atomically: a crash leaves the old file.
+func saveState(engine *detect.Engine, path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }() // gone after the rename; cleans up on failure
+	if err := engine.SaveState(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func replayOne(ctx context.Context, name string, stdin io.Reader, sink audit.Sink) (audit.ReadResult, error) {

@@ -95,3 +95,29 @@ tests:
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+// --state carries what firstSeen rules learned from one replay to the next.
+func TestAuditReplayState(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state.json")
+	event := func(ns, at string) string {
+		return `{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"` + ns + at + `","stage":"ResponseComplete","verb":"get","user":{"username":"ci"},"objectRef":{"resource":"secrets","namespace":"` + ns + `","name":"s"},"responseStatus":{"code":200},"stageTimestamp":"` + at + `"}` + "\n"
+	}
+	replay := func(input string) string {
+		var out, errb strings.Builder
+		Run(t.Context(), []string{"audit", "replay", "--state", state, "-o", "json", "-"}, strings.NewReader(input), &out, &errb)
+		return out.String()
+	}
+	// Day 1 and 2: learning, then a known namespace.
+	if out := replay(event("build", "2026-01-01T00:00:00Z") + event("build", "2026-01-02T01:00:00Z")); out != "" {
+		t.Fatalf("alerts while learning: %s", out)
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Fatalf("state not written: %v", err)
+	}
+	// A later run remembers both the learning start and the known key.
+	out := replay(event("build", "2026-01-03T00:00:00Z") + event("payments", "2026-01-03T00:00:01Z"))
+	if strings.Count(out, "secret-read-first-time") != 1 || !strings.Contains(out, `"namespace":"payments"`) {
+		t.Errorf("second run: %s", out)
+	}
+}

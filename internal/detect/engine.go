@@ -390,6 +390,9 @@ func (s *state) firstAlertFor(auditID, rule string) bool {
 	return true
 }
 
+// defaultMaxKeys bounds a firstSeen rule's memory when it sets none.
+const defaultMaxKeys = 100000
+
 // maxThresholdKeys bounds the keys a threshold rule tracks; past it, keys
 // whose windows have expired are dropped, then the whole map if need be.
 const maxThresholdKeys = 50000
@@ -468,7 +471,7 @@ func (s *state) firstSeen(rule, key string, now time.Time, f *FirstSeen) bool {
 	s.order[rule] = append(s.order[rule], key)
 	limit := f.MaxKeys
 	if limit <= 0 {
-		limit = 100000
+		limit = defaultMaxKeys
 	}
 	for len(m) > limit {
 		oldest := s.order[rule][0]

@@ -1,8 +1,13 @@
 package detect
 
 import (
+	"bytes"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kustode/kustode/internal/audit"
 )
 
 // The embedded default pack loads and compiles.
@@ -104,13 +109,98 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := strings.Join(e.Rules(), ",")
-	if strings.Contains(ids, "pod-exec,") {
+	if slices.Contains(e.Rules(), "pod-exec") {
 		t.Error("disabled rule pod-exec still loaded")
 	}
 	for _, r := range e.rules {
 		if r.ID == "daemonset-created" && r.Output != "ours" {
 			t.Error("user rule did not replace the default daemonset-created")
 		}
+	}
+}
+
+// Every default rule has a test in which it fires and a test in which it
+// was a candidate (its match selected an event) but stayed silent.
+func TestEveryDefaultRuleIsTestedBothWays(t *testing.T) {
+	data, err := defaultRules.ReadFile("rules/default_test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, err := parseTests(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired, silent := map[string]bool{}, map[string]bool{}
+	for _, rt := range tf.Tests {
+		e, err := NewEngine(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, candidates, err := rt.evaluate(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range got {
+			fired[id] = true
+		}
+		for id := range candidates {
+			if !slices.Contains(got, id) {
+				silent[id] = true
+			}
+		}
+	}
+	e, err := NewEngine(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range e.Rules() {
+		if !fired[id] {
+			t.Errorf("rule %s has no test in which it fires", id)
+		}
+		if !silent[id] {
+			t.Errorf("rule %s has no test in which it is a candidate and stays silent", id)
+		}
+	}
+}
+
+// What a firstSeen rule learned survives a restart through SaveState and
+// LoadState: a known key stays silent, a new one alerts at once.
+func TestFirstSeenStatePersists(t *testing.T) {
+	read := func(user, ns string, at time.Duration) *audit.Event {
+		return &audit.Event{
+			AuditID: user + ns + at.String(), Stage: "ResponseComplete", Verb: "get",
+			User:           audit.UserInfo{Username: user},
+			ObjectRef:      audit.ObjectReference{Resource: "secrets", Namespace: ns, Name: "s"},
+			ResponseStatus: audit.ResponseStatus{Code: 200},
+			StageTimestamp: testEpoch.Add(at),
+		}
+	}
+	first, err := NewEngine(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Evaluate(read("ci", "build", 0))            // learning starts
+	first.Evaluate(read("ci", "build", 25*time.Hour)) // learned, silent
+	var saved bytes.Buffer
+	if err := first.SaveState(&saved); err != nil {
+		t.Fatal(err)
+	}
+
+	second, err := NewEngine(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.LoadState(&saved); err != nil {
+		t.Fatal(err)
+	}
+	if as := second.Evaluate(read("ci", "build", 26*time.Hour)); len(as) != 0 {
+		t.Errorf("a key learned before the restart alerted: %+v", as)
+	}
+	as := second.Evaluate(read("ci", "payments", 27*time.Hour))
+	if len(as) != 1 || as[0].Rule != "secret-read-first-time" {
+		t.Errorf("a new key after the restart (learning over) gave %+v, want secret-read-first-time", as)
+	}
+	if err := second.LoadState(strings.NewReader(`{"version": 9}`)); err == nil {
+		t.Error("unknown state version accepted")
 	}
 }

@@ -131,23 +131,42 @@ func parseTests(data []byte) (*TestFile, error) {
 }
 
 func (t *RuleTest) run(engine *Engine) error {
+	got, _, err := t.evaluate(engine)
+	if err != nil {
+		return err
+	}
+	want := t.Alerts
+	if want == nil {
+		want = []string{}
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("alerts %v, want %v", got, want)
+	}
+	return nil
+}
+
+// evaluate feeds the test's events to engine and returns the rule IDs that
+// alerted, in order, and the rules that were candidates for some event
+// (their match selected it) whether or not they alerted.
+func (t *RuleTest) evaluate(engine *Engine) (got []string, candidates map[string]bool, err error) {
 	interval := t.Interval
 	if interval == 0 {
 		interval = time.Second
 	}
-	var got []string
+	got = []string{}
+	candidates = map[string]bool{}
 	for i, node := range t.Events {
 		var generic any
 		if err := node.Decode(&generic); err != nil {
-			return fmt.Errorf("event %d: %w", i+1, err)
+			return nil, nil, fmt.Errorf("event %d: %w", i+1, err)
 		}
 		raw, err := json.Marshal(generic)
 		if err != nil {
-			return fmt.Errorf("event %d: %w", i+1, err)
+			return nil, nil, fmt.Errorf("event %d: %w", i+1, err)
 		}
 		var ev audit.Event
 		if err := json.Unmarshal(raw, &ev); err != nil {
-			return fmt.Errorf("event %d (line %d): %w", i+1, node.Line, err)
+			return nil, nil, fmt.Errorf("event %d (line %d): %w", i+1, node.Line, err)
 		}
 		if ev.Stage == "" {
 			ev.Stage = "ResponseComplete"
@@ -158,19 +177,12 @@ func (t *RuleTest) run(engine *Engine) error {
 		if ev.StageTimestamp.IsZero() {
 			ev.StageTimestamp = testEpoch.Add(time.Duration(i) * interval)
 		}
+		for _, c := range engine.candidates(&ev) {
+			candidates[c.ID] = true
+		}
 		for _, a := range engine.Evaluate(&ev) {
 			got = append(got, a.Rule)
 		}
 	}
-	want := t.Alerts
-	if want == nil {
-		want = []string{}
-	}
-	if got == nil {
-		got = []string{}
-	}
-	if !slices.Equal(got, want) {
-		return fmt.Errorf("alerts %v, want %v", got, want)
-	}
-	return nil
+	return got, candidates, nil
 }
