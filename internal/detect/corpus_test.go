@@ -1,0 +1,161 @@
+package detect
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/kustode/kustode/internal/audit"
+)
+
+// pantherToKustode maps the Panther rules of the shared corpus to the
+// kustode rules that detect the same thing. Panther rules with no
+// counterpart (IOC lists, ingress TLS, multi-event correlations that a
+// single labelled record cannot trigger) are left out of the measure.
+var pantherToKustode = map[string][]string{
+	"rules/aws_eks_rules/anonymous_api_access.yml":                             {"anonymous-request-allowed"},
+	"rules/kubernetes_rules/k8s_anonymous_api_access.yml":                      {"anonymous-request-allowed"},
+	"rules/kubernetes_rules/k8s_secrets_dump_all_namespaces.yml":               {"secrets-listed-cluster-wide"},
+	"rules/kubernetes_rules/k8s_role_wildcard.yml":                             {"wildcard-role-written"},
+	"rules/kubernetes_rules/k8s_role_node_proxy_permissions.yml":               {"role-grants-nodes-proxy"},
+	"rules/kubernetes_rules/k8s_role_pod_exec.yml":                             {"role-grants-pod-exec"},
+	"rules/kubernetes_rules/k8s_pod_created_in_system_namespace.yml":           {"workload-in-system-namespace"},
+	"rules/kubernetes_rules/k8s_clusterrolebinding_privileged.yml":             {"cluster-admin-bound"},
+	"rules/kubernetes_rules/k8s_client_certificate_created.yml":                {"csr-created"},
+	"rules/kubernetes_rules/k8s_privileged_pod_created.yml":                    {"privileged-pod-created"},
+	"rules/gcp_k8s_rules/gcp_k8s_privileged_pod_created.yml":                   {"privileged-pod-created"},
+	"rules/kubernetes_rules/k8s_kubectl_cp_operation.yml":                      {"pod-exec", "pod-exec-by-service-account"},
+	"rules/kubernetes_rules/k8s_exec_into_pod.yml":                             {"pod-exec", "pod-exec-by-service-account"},
+	"rules/gcp_k8s_rules/gcp_k8s_exec_into_pod.yml":                            {"pod-exec", "pod-exec-by-service-account"},
+	"rules/kubernetes_rules/k8s_daemonset_created.yml":                         {"daemonset-created"},
+	"rules/gcp_k8s_rules/gcp_k8s_new_daemonset_deployed.yml":                   {"daemonset-created"},
+	"rules/kubernetes_rules/k8s_cronjob_created_or_modified.yml":               {"cronjob-created"},
+	"rules/gcp_k8s_rules/gcp_k8s_cron_job_created_or_modified.yml":             {"cronjob-created"},
+	"rules/kubernetes_rules/k8s_service_nodeport.yml":                          {"service-exposed"},
+	"rules/gcp_k8s_rules/gcp_k8s_service_type_node_port_deployed.yml":          {"service-exposed"},
+	"rules/kubernetes_rules/k8s_pod_hostpath_volume.yml":                       {"sensitive-hostpath-pod-created"},
+	"rules/gcp_k8s_rules/gcp_k8s_pod_create_or_modify_host_path_vol_mount.yml": {"sensitive-hostpath-pod-created"},
+	"rules/kubernetes_rules/k8s_pod_host_network.yml":                          {"host-namespace-pod-created"},
+	"rules/kubernetes_rules/k8s_pod_host_ipc.yml":                              {"host-namespace-pod-created"},
+	"rules/kubernetes_rules/k8s_pod_host_pid.yml":                              {"host-namespace-pod-created"},
+	"rules/gcp_k8s_rules/gcp_k8s_pod_using_host_pid_namespace.yml":             {"host-namespace-pod-created"},
+	"rules/gcp_k8s_rules/gcp_k8s_pod_attached_to_node_host_network.yml":        {"host-namespace-pod-created"},
+	"rules/kubernetes_rules/k8s_pod_dangerous_capabilities.yml":                {"dangerous-capability-pod-created"},
+	"rules/kubernetes_rules/k8s_admission_controller_created.yml":              {"admission-webhook-changed"},
+	"rules/kubernetes_rules/k8s_serviceaccount_token_created.yml":              {"privileged-token-requested"},
+	"rules/kubernetes_rules/k8s_steal_serviceaccount_token.yml":                {"privileged-token-requested", "service-account-unusual-client", "service-account-token-outside-cluster"},
+	"rules/kubernetes_rules/k8s_system_principal_public_ip.yml":                {"service-account-token-outside-cluster"},
+}
+
+func corpusDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("KUSTODE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "corpus")
+	}
+	dir = filepath.Join(dir, "audit")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("corpus not present at %s (set KUSTODE_CORPUS to its folder to run this test): %v", dir, err)
+	}
+	return dir
+}
+
+// TestPantherRecallPrecision replays Panther's labelled rule-test records
+// one by one and measures, over the Panther rules kustode has a
+// counterpart for, how many expected detections kustode makes (recall) and
+// how many of its detections were expected (precision). The numbers are
+// reported in the README; the floors below only guard against regressions.
+func TestPantherRecallPrecision(t *testing.T) {
+	dir := filepath.Join(corpusDir(t), "panther-labs__panther-analysis")
+	events, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, err := os.ReadFile(filepath.Join(dir, "labels.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimRight(events, "\n"), []byte("\n"))
+	type tally struct{ tp, fn, fp, tn int }
+	per := map[string]*tally{}
+	var total tally
+	sc := bufio.NewScanner(bytes.NewReader(labels))
+	sc.Scan() // header
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), "\t")
+		if len(f) < 6 {
+			continue
+		}
+		var line int
+		if _, err := fmt.Sscan(f[0], &line); err != nil || line < 1 || line > len(lines) {
+			t.Fatalf("labels.tsv: bad line %q", f[0])
+		}
+		ours, mapped := pantherToKustode[f[1]]
+		if !mapped {
+			continue
+		}
+		expected := f[4] == "True"
+		engine, err := NewEngine(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fired := false
+		_, err = audit.Read(context.Background(), bytes.NewReader(lines[line-1]), audit.SinkFunc(func(_ context.Context, evs []audit.Event) error {
+			for i := range evs {
+				for _, a := range engine.Evaluate(&evs[i]) {
+					fired = fired || slices.Contains(ours, a.Rule)
+				}
+			}
+			return nil
+		}), audit.ReadOptions{Source: fmt.Sprintf("events.jsonl:%d", line)})
+		if err != nil {
+			t.Fatalf("line %d: %v", line, err)
+		}
+		tl := per[f[1]]
+		if tl == nil {
+			tl = &tally{}
+			per[f[1]] = tl
+		}
+		for _, x := range []*tally{tl, &total} {
+			switch {
+			case expected && fired:
+				x.tp++
+			case expected:
+				x.fn++
+			case fired:
+				x.fp++
+			default:
+				x.tn++
+			}
+		}
+	}
+	names := make([]string, 0, len(per))
+	for n := range per {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		x := per[n]
+		t.Logf("%-72s tp %2d fn %2d fp %2d tn %2d", n, x.tp, x.fn, x.fp, x.tn)
+	}
+	recall := float64(total.tp) / float64(max(total.tp+total.fn, 1))
+	precision := float64(total.tp) / float64(max(total.tp+total.fp, 1))
+	t.Logf("over %d labelled records of %d mapped rules: recall %.2f (%d/%d), precision %.2f (%d/%d)",
+		total.tp+total.fn+total.fp+total.tn, len(per), recall, total.tp, total.tp+total.fn, precision, total.tp, total.tp+total.fp)
+	if recall < minPantherRecall || precision < minPantherPrecision {
+		t.Errorf("recall %.2f / precision %.2f fell below %.2f / %.2f", recall, precision, minPantherRecall, minPantherPrecision)
+	}
+}
+
+// Floors set a little under the values measured when the test was written.
+const (
+	minPantherRecall    = 0.60
+	minPantherPrecision = 0.70
+)
