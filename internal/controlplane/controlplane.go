@@ -468,6 +468,21 @@ func (cp *ControlPlane) Config(user string) *rest.Config {
 	}
 }
 
+// CertConfig returns a client configuration that authenticates with a
+// fresh client certificate for user in groups, signed by the control
+// plane's CA: the way kubeadm's admin.conf and kubelets authenticate, and
+// a user the static token file does not know.
+func (cp *ControlPlane) CertConfig(user string, groups ...string) (*rest.Config, error) {
+	certPEM, keyPEM, err := cp.pki.clientCert(user, groups)
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	cfg := cp.AnonymousConfig()
+	cfg.CertData, cfg.KeyData = certPEM, keyPEM
+	cfg.UserAgent = "kustode-test/" + user
+	return cfg, nil
+}
+
 // AnonymousConfig returns a client configuration with no credentials.
 func (cp *ControlPlane) AnonymousConfig() *rest.Config {
 	return &rest.Config{Host: cp.URL, TLSClientConfig: rest.TLSClientConfig{CAData: cp.CACert}}

@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/csv"
 	"os"
 	"path/filepath"
@@ -211,5 +213,32 @@ func TestProcessStop(t *testing.T) {
 	}
 	if err := p.stop(time.Second); err != nil {
 		t.Errorf("second stop: %v", err)
+	}
+}
+
+func TestClientCert(t *testing.T) {
+	p, err := newPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := p.clientCert("carol", []string{"ops", "oncall"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatalf("certificate and key do not match: %v", err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.caCertPEM)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("client certificate does not verify against the CA: %v", err)
+	}
+	if cert.Subject.CommonName != "carol" || strings.Join(cert.Subject.Organization, ",") != "ops,oncall" {
+		t.Errorf("subject = %v, want CN=carol O=ops,oncall", cert.Subject)
 	}
 }

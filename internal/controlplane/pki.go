@@ -25,6 +25,33 @@ type pki struct {
 	servingKey     string
 	saKeyFile      string // service-account token signing key (private)
 	saPublicKeyPEM string // its public half, for token verification
+	// caCert and caKey sign client certificates (the API server trusts
+	// the CA through --client-ca-file).
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+}
+
+// clientCert issues a client certificate for user in groups, as the API
+// server reads them: CommonName is the user, Organizations the groups.
+func (p *pki) clientCert(user string, groups []string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: user, Organization: groups},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create client certificate: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), mustECKeyPEM(key), nil
 }
 
 func newPKI(dir string) (*pki, error) {
@@ -88,6 +115,8 @@ func newPKI(dir string) (*pki, error) {
 		servingCert: filepath.Join(dir, "apiserver.crt"),
 		servingKey:  filepath.Join(dir, "apiserver.key"),
 		saKeyFile:   filepath.Join(dir, "sa.key"),
+		caCert:      caCert,
+		caKey:       caKey,
 	}
 	p.saPublicKeyPEM = filepath.Join(dir, "sa.pub")
 	files := []struct {

@@ -105,7 +105,41 @@ func TestDetectAttacks(t *testing.T) {
 	if _, err := clientFor(t, thief).CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); err != nil {
 		t.Fatalf("thief list secrets: %v", err)
 	}
-	// 4. Reconnaissance: alice probes what she may do.
+	// 4. A user with a client certificate (unknown to the token file)
+	// writes a wildcard ClusterRole.
+	writer := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "role-writer"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, Verbs: []string{"create", "escalate"}}},
+	}
+	if _, err := admin.RbacV1().ClusterRoles().Create(ctx, writer, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "ops-role-writer"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "ops"}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "role-writer"},
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, wb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	carolCfg, err := cp.CertConfig("carol", "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol := clientFor(t, carolCfg)
+	wild := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "everything"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}},
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := carol.RbacV1().ClusterRoles().Create(ctx, wild, metav1.CreateOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("carol (client certificate, group ops) could not create a ClusterRole: %v", err)
+	}
+
+	// 5. Reconnaissance: alice probes what she may do.
 	for _, res := range []string{"secrets", "configmaps", "serviceaccounts", "roles", "pods"} {
 		_ = dev.CoreV1().RESTClient().Get().Namespace("kube-system").Resource(res).Do(ctx).Error()
 	}
@@ -117,9 +151,10 @@ func TestDetectAttacks(t *testing.T) {
 		"secrets-listed-cluster-wide":    "system:serviceaccount:attack:thief",
 		"service-account-unusual-client": "system:serviceaccount:attack:thief",
 		"forbidden-burst":                alice,
+		"wildcard-role-written":          "carol",
 	}
 	var missing []string
-	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		missing = missing[:0]
 		alerts := detections.snapshot()
 		for rule, user := range want {
