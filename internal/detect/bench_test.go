@@ -2,6 +2,10 @@ package detect
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kustode/kustode/internal/audit"
@@ -66,4 +70,46 @@ func BenchmarkEvaluate(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkEvaluateRules measures how the cost per event grows with the
+// number of rules: N generated rules spread over 40 resources and 4 verbs
+// (so each (verb, resource) pair holds N/160 of them), each with a small
+// condition, over the same event mix as BenchmarkEvaluate.
+func BenchmarkEvaluateRules(b *testing.B) {
+	resources := []string{"pods", "configmaps", "secrets", "services", "deployments", "endpointslices", "leases", "events",
+		"nodes", "namespaces", "roles", "rolebindings", "clusterroles", "clusterrolebindings", "serviceaccounts",
+		"daemonsets", "statefulsets", "replicasets", "jobs", "cronjobs", "ingresses", "networkpolicies",
+		"persistentvolumes", "persistentvolumeclaims", "storageclasses", "customresourcedefinitions",
+		"validatingwebhookconfigurations", "mutatingwebhookconfigurations", "apiservices", "priorityclasses",
+		"poddisruptionbudgets", "horizontalpodautoscalers", "limitranges", "resourcequotas", "csidrivers",
+		"csinodes", "runtimeclasses", "certificatesigningrequests", "tokenreviews", "subjectaccessreviews"}
+	verbs := []string{"create", "update", "delete", "get"}
+	for _, n := range []int{100, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			dir := b.TempDir()
+			var sb strings.Builder
+			sb.WriteString("apiVersion: kustode.io/v1alpha1\nkind: RuleSet\nrules:\n")
+			for i := range n {
+				fmt.Fprintf(&sb, "- id: generated-%d\n  title: t\n  severity: low\n  mitre: [T1078]\n", i)
+				fmt.Fprintf(&sb, "  match: {verbs: [%s], resources: [%s]}\n", verbs[i%len(verbs)], resources[(i/len(verbs))%len(resources)])
+				fmt.Fprintf(&sb, "  condition: 'responseStatus.code < 400 && user.username == \"user-%d\"'\n  output: o\n", i)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "gen.yaml"), []byte(sb.String()), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			engine, err := NewEngine(Options{NoDefaults: true, Dirs: []string{dir}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			events := benchEvents(10000)
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				engine.Evaluate(&events[i%len(events)])
+				i++
+			}
+		})
+	}
 }
