@@ -10,3 +10,5 @@
 // learning period). The default rule pack is embedded (rules/*.yaml) and
 // ships with rule tests (see RunTests).
 package detect
+
+//go:generate go run ../../hack/genruledocs -out ../../docs/rules

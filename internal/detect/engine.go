@@ -480,3 +480,35 @@ func (s *state) firstSeen(rule, key string, now time.Time, f *FirstSeen) bool {
 	}
 	return now.Sub(start) >= f.Learning
 }
+
+// RuleInfo describes a loaded rule for listings and documentation.
+type RuleInfo struct {
+	ID          string   `json:"id"`
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	Severity    string   `json:"severity"`
+	MITRE       []string `json:"mitre"`
+	Tags        []string `json:"tags,omitempty"`
+	Verbs       []string `json:"verbs,omitempty"`
+	Resources   []string `json:"resources,omitempty"`
+	Stateful    string   `json:"stateful,omitempty"` // "threshold" or "firstSeen"
+}
+
+// Describe returns the loaded rules in load order.
+func (e *Engine) Describe() []RuleInfo {
+	out := make([]RuleInfo, len(e.rules))
+	for i, r := range e.rules {
+		info := RuleInfo{
+			ID: r.ID, Title: r.Title, Description: r.Description, Severity: r.sev.String(),
+			MITRE: r.MITRE, Tags: r.Tags, Verbs: r.Match.Verbs, Resources: r.Match.Resources,
+		}
+		switch {
+		case r.Threshold != nil:
+			info.Stateful = "threshold"
+		case r.FirstSeen != nil:
+			info.Stateful = "firstSeen"
+		}
+		out[i] = info
+	}
+	return out
+}
