@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -27,7 +28,7 @@ type compiled struct {
 	*Rule
 	lists      map[string][]string
 	condition  cel.Program
-	exceptions []Exceptions // the rule's and its file's
+	exceptions []*Exceptions // the rule's and its file's (shared by the file's rules)
 	exceptCEL  []cel.Program
 	by         cel.Program // threshold key or firstSeen key
 	order      int         // position in load order
@@ -40,6 +41,9 @@ type Engine struct {
 	// index: verb → resource → rules; "*" keys hold rules that match any.
 	index map[string]map[string][]*compiled
 	state *state
+	// candidateCache: candidateKey → []*compiled, filled on first use.
+	candidateCache sync.Map
+	candidateCount atomic.Int64
 }
 
 // Options configures NewEngine.
@@ -125,7 +129,7 @@ func compile(env *cel.Env, cs *compiledSource) (*compiled, []error) {
 		return p
 	}
 	c.condition = prog("condition", r.Condition, cel.BoolType)
-	c.exceptions = []Exceptions{r.Exceptions, f.Exceptions}
+	c.exceptions = []*Exceptions{&r.Exceptions, &f.Exceptions}
 	for _, x := range c.exceptions {
 		if x.Condition != "" {
 			c.exceptCEL = append(c.exceptCEL, prog("exceptions.condition", x.Condition, cel.BoolType))
@@ -176,13 +180,30 @@ func (e *Engine) Rules() []string {
 
 // candidates returns the rules indexed for an event's verb and resource,
 // each once, in load order (so one event's alerts come in a stable order).
+// The list for each (verb, resource) is computed once and shared.
 func (e *Engine) candidates(ev *audit.Event) []*compiled {
 	res := ev.ObjectRef.Resource
 	if ev.ObjectRef.Subresource != "" {
 		res += "/" + ev.ObjectRef.Subresource
 	}
+	key := candidateKey{ev.Verb, res}
+	if c, ok := e.candidateCache.Load(key); ok {
+		return c.([]*compiled)
+	}
+	out := e.computeCandidates(ev.Verb, res)
+	// Bounded: verbs and resources come from the API server, but a
+	// replayed file could hold anything.
+	if e.candidateCount.Add(1) < 100000 {
+		e.candidateCache.Store(key, out)
+	}
+	return out
+}
+
+type candidateKey struct{ verb, resource string }
+
+func (e *Engine) computeCandidates(verb, res string) []*compiled {
 	var out []*compiled
-	for _, v := range [2]string{ev.Verb, "*"} {
+	for _, v := range [2]string{verb, "*"} {
 		byRes := e.index[v]
 		if byRes == nil {
 			continue
@@ -209,9 +230,13 @@ func (e *Engine) Evaluate(ev *audit.Event) []finding.Alert {
 	}
 	var alerts []finding.Alert
 	act := newActivation(ev, nil)
+	var memo exemptMemo
 	for _, c := range e.candidates(ev) {
 		act.lists = c.lists
-		if !matches(c.condition, act) || c.exempt(ev, act) {
+		// The structured exceptions exempt most of the control plane's own
+		// traffic: test them (once per exceptions block and event) before
+		// any CEL runs.
+		if c.exemptStructured(ev, &memo) || !matches(c.condition, act) || c.exemptCEL(act) {
 			continue
 		}
 		if !e.state.firstAlertFor(ev.AuditID, c.ID) {
@@ -255,13 +280,42 @@ func evalString(p cel.Program, act *activation) string {
 	return s
 }
 
-// exempt reports whether an exception of the rule or its file covers ev.
-func (c *compiled) exempt(ev *audit.Event, act *activation) bool {
-	for i := range c.exceptions {
-		if c.exceptions[i].covers(ev) {
+// exemptMemo remembers, for one event, whether a few exceptions blocks
+// cover it: every rule of a file shares the file's block.
+type exemptMemo struct {
+	n    int
+	keys [4]*Exceptions
+	vals [4]bool
+}
+
+func (m *exemptMemo) covers(x *Exceptions, ev *audit.Event) bool {
+	for i := 0; i < m.n; i++ {
+		if m.keys[i] == x {
+			return m.vals[i]
+		}
+	}
+	v := x.covers(ev)
+	if m.n < len(m.keys) {
+		m.keys[m.n], m.vals[m.n] = x, v
+		m.n++
+	}
+	return v
+}
+
+// exemptStructured reports whether a structured exception of the rule or
+// its file covers ev.
+func (c *compiled) exemptStructured(ev *audit.Event, memo *exemptMemo) bool {
+	for _, x := range c.exceptions {
+		if memo.covers(x, ev) {
 			return true
 		}
 	}
+	return false
+}
+
+// exemptCEL reports whether a CEL exception of the rule or its file covers
+// the event.
+func (c *compiled) exemptCEL(act *activation) bool {
 	for _, p := range c.exceptCEL {
 		if matches(p, act) {
 			return true
