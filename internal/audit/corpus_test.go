@@ -15,16 +15,18 @@ import (
 
 // corpusDir is the shared corpus of real audit records: Falco's k8saudit
 // trace files, Panther's rule-test events (EKS, GKE, AKS and plain
-// Kubernetes), and audit2rbac's v1beta1 demo log. KUSTODE_CORPUS points
-// elsewhere.
+// Kubernetes), and audit2rbac's v1beta1 demo log. KUSTODE_CORPUS names
+// the corpus folder (the one holding audit/ and manifests/), as in the other
+// corpus tests.
 func corpusDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("KUSTODE_CORPUS")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus", "audit")
+		dir = filepath.Join("..", "..", "..", "shared", "corpus")
 	}
+	dir = filepath.Join(dir, "audit")
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("audit corpus not found at %s (set KUSTODE_CORPUS to the corpus/audit folder): %v", dir, err)
+		t.Skipf("audit corpus not found at %s (set KUSTODE_CORPUS to the corpus folder to run this test): %v", dir, err)
 	}
 	return dir
 }
