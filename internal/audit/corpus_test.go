@@ -11,25 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// corpusDir is the shared corpus of real audit records: Falco's k8saudit
-// trace files, Panther's rule-test events (EKS, GKE, AKS and plain
-// Kubernetes), and audit2rbac's v1beta1 demo log. KUSTODE_CORPUS names
-// the corpus folder (the one holding audit/ and manifests/), as in the other
-// corpus tests.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KUSTODE_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
-	dir = filepath.Join(dir, "audit")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("audit corpus not found at %s (set KUSTODE_CORPUS to the corpus folder to run this test): %v", dir, err)
-	}
-	return dir
-}
+	"github.com/kustode/kustode/internal/testcorpus"
+)
 
 // corpusFile is what reading one corpus file must give.
 type corpusFile struct {
@@ -77,7 +61,7 @@ var corpusExpect = map[string]corpusFile{
 // early, and the only records skipped are those listed above, which are not
 // audit events.
 func TestCorpus(t *testing.T) {
-	root := corpusDir(t)
+	root := testcorpus.Dir(t, "audit")
 	total := map[Format]int{}
 	files := 0
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -152,7 +136,7 @@ func countNonBlank(data []byte) int {
 // TestCorpusPantherFormats reads Panther's events one by one and checks the
 // format each is recognised as against the log type Panther labels it with.
 func TestCorpusPantherFormats(t *testing.T) {
-	dir := filepath.Join(corpusDir(t), "panther-labs__panther-analysis")
+	dir := filepath.Join(testcorpus.Dir(t, "audit"), "panther-labs__panther-analysis")
 	events, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +186,7 @@ func TestCorpusPantherFormats(t *testing.T) {
 
 func TestCorpusDecodeAgreesWithEncodingJSON(t *testing.T) {
 	// Every plain event of the corpus decodes as encoding/json decodes it.
-	root := corpusDir(t)
+	root := testcorpus.Dir(t, "audit")
 	for _, rel := range []string{"liggitt__audit2rbac/testdata/demo.log", "panther-labs__panther-analysis/events.jsonl"} {
 		data, err := os.ReadFile(filepath.Join(root, rel))
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/kustode/kustode/internal/audit"
+	"github.com/kustode/kustode/internal/testcorpus"
 )
 
 // pantherToKustode maps the Panther rules of the shared corpus to the
@@ -54,26 +55,13 @@ var pantherToKustode = map[string][]string{
 	"rules/kubernetes_rules/k8s_system_principal_public_ip.yml":                {"service-account-token-outside-cluster"},
 }
 
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KUSTODE_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
-	dir = filepath.Join(dir, "audit")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("corpus not present at %s (set KUSTODE_CORPUS to its folder to run this test): %v", dir, err)
-	}
-	return dir
-}
-
 // TestPantherRecallPrecision replays Panther's labelled rule-test records
 // one by one and measures, over the Panther rules kustode has a
 // counterpart for, how many expected detections kustode makes (recall) and
 // how many of its detections were expected (precision). The numbers are
 // reported in the README; the floors below only guard against regressions.
 func TestPantherRecallPrecision(t *testing.T) {
-	dir := filepath.Join(corpusDir(t), "panther-labs__panther-analysis")
+	dir := filepath.Join(testcorpus.Dir(t, "audit"), "panther-labs__panther-analysis")
 	events, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package checks
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,23 +11,8 @@ import (
 	"github.com/kustode/kustode/internal/kube"
 	"github.com/kustode/kustode/internal/manifest"
 	"github.com/kustode/kustode/internal/posture"
+	"github.com/kustode/kustode/internal/testcorpus"
 )
-
-// corpusDir is the shared corpus of real manifests written by other
-// projects. It lives beside the repository, never in it; KUSTODE_CORPUS
-// overrides the location.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KUSTODE_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "..", "shared", "corpus")
-	}
-	dir = filepath.Join(dir, "manifests")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("corpus not present at %s (set KUSTODE_CORPUS to its folder to run this test): %v", dir, err)
-	}
-	return dir
-}
 
 // knownBroken lists corpus files that really are not scannable manifests,
 // with why. Any other file that fails to load or check is a kustode bug.
@@ -62,7 +46,7 @@ var knownBroken = map[string]string{
 // TestCorpus scans every corpus manifest with every check: nothing panics,
 // and nothing fails except the files that really are broken.
 func TestCorpus(t *testing.T) {
-	dir := corpusDir(t)
+	dir := testcorpus.Dir(t, "manifests")
 	all, err := All(Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +86,7 @@ func TestCorpus(t *testing.T) {
 // flagged by the matching check, and the "nothing-allowed" control is clean
 // of those findings.
 func TestBadPods(t *testing.T) {
-	root := filepath.Join(corpusDir(t), "fixtures", "BishopFox__badPods", "manifests")
+	root := filepath.Join(testcorpus.Dir(t, "manifests"), "fixtures", "BishopFox__badPods", "manifests")
 	all, err := All(Options{})
 	if err != nil {
 		t.Fatal(err)
