@@ -42,6 +42,10 @@ import (
 //	addedCapabilities(obj)   list(string): capabilities added by any container
 //	inCIDR(ip, cidrs)        bool: ip is inside one of the CIDRs
 //	glob(s, pattern)         bool: shell-style match (*, ?)
+//	imageRegistry(image)     string: the registry host an image reference
+//	                         pulls from ("nginx" → "docker.io")
+//	imageRepository(image)   string: the full repository, without tag or
+//	                         digest ("nginx:1" → "docker.io/library/nginx")
 func newEnv() (*cel.Env, error) {
 	mapSD := cel.MapType(cel.StringType, cel.DynType)
 	return cel.NewEnv(
@@ -93,7 +97,70 @@ func newEnv() (*cel.Env, error) {
 					ok, _ := path.Match(string(pattern.(types.String)), string(s.(types.String)))
 					return types.Bool(ok)
 				}))),
+		cel.Function("imageRegistry",
+			cel.Overload("imageRegistry_string", []*cel.Type{cel.StringType}, cel.StringType,
+				cel.UnaryBinding(func(image ref.Val) ref.Val {
+					return types.String(imageRegistry(string(image.(types.String))))
+				}))),
+		cel.Function("imageRepository",
+			cel.Overload("imageRepository_string", []*cel.Type{cel.StringType}, cel.StringType,
+				cel.UnaryBinding(func(image ref.Val) ref.Val {
+					return types.String(imageRepository(string(image.(types.String))))
+				}))),
 	)
+}
+
+// imageRegistry returns the registry host of an image reference as the
+// container runtime resolves it (the rules of the reference grammar in
+// github.com/distribution/reference): the first path component is a
+// registry when it contains "." or ":" or is "localhost"; otherwise the
+// image is on Docker Hub, "docker.io". Hosts are case-insensitive and come
+// back in lower case; Docker Hub's legacy name index.docker.io is
+// docker.io. An empty reference has no registry: "".
+func imageRegistry(image string) string {
+	host, _ := splitImage(image)
+	return host
+}
+
+// imageRepository returns an image reference's repository in full, without
+// tag or digest, as the runtime resolves it: "nginx:1.27" is
+// "docker.io/library/nginx", "ghcr.io/acme/app@sha256:…" is
+// "ghcr.io/acme/app"; "" for an empty reference.
+func imageRepository(image string) string {
+	host, repo := splitImage(image)
+	if host == "" {
+		return ""
+	}
+	return host + "/" + repo
+}
+
+// splitImage returns the registry host and the repository path of an image
+// reference (tag and digest dropped; Docker Hub's official images under
+// "library/").
+func splitImage(image string) (host, repo string) {
+	image = strings.TrimSpace(image)
+	if image == "" {
+		return "", ""
+	}
+	image, _, _ = strings.Cut(image, "@")
+	if i := strings.LastIndexByte(image, ':'); i > strings.LastIndexByte(image, '/') {
+		image = image[:i] // a tag, not a registry port
+	}
+	first, rest, hasPath := strings.Cut(image, "/")
+	// Repository paths are lower case, so an upper-case first component
+	// can only be a host.
+	if !hasPath || !strings.ContainsAny(first, ".:") && first != "localhost" && strings.ToLower(first) == first {
+		host, rest = "docker.io", image
+	} else {
+		host = strings.ToLower(first)
+	}
+	if host == "index.docker.io" {
+		host = "docker.io"
+	}
+	if host == "docker.io" && !strings.Contains(rest, "/") {
+		rest = "library/" + rest
+	}
+	return host, rest
 }
 
 // podFunc declares a function of one recorded object computed from its pod

@@ -2,17 +2,21 @@ package detect
 
 import (
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/cel-go/cel"
 
@@ -44,6 +48,8 @@ type Engine struct {
 	// candidateCache: candidateKey → []*compiled, filled on first use.
 	candidateCache sync.Map
 	candidateCount atomic.Int64
+	// opts built the engine; rule tests that set lists build theirs from it.
+	opts Options
 }
 
 // Options configures NewEngine.
@@ -53,6 +59,11 @@ type Options struct {
 	// Dirs are user rule directories, read after the defaults: a rule with
 	// a default's ID replaces it; disabled: true removes it.
 	Dirs []string
+	// Lists replace, by name, the list of that name in every loaded rule
+	// file that declares it (serve sets allowed_registries from its
+	// configuration this way). Naming a list no loaded file declares is an
+	// error: a typo would otherwise leave a rule silently unconfigured.
+	Lists map[string][]string
 }
 
 // NewEngine loads, merges and compiles the rules. Every problem is reported
@@ -81,13 +92,22 @@ func NewEngine(opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("detect: rules in %s: %w", d, err)
 		}
 	}
+	undeclared := setLists(files, opts.Lists)
+	if len(undeclared) > 0 && len(problems) == 0 {
+		// With load problems, a list may be undeclared only because its
+		// file failed to load: those problems come first.
+		if len(undeclared) == 1 {
+			return nil, fmt.Errorf("detect: list %s set in options is not declared by any rule file", undeclared[0])
+		}
+		return nil, fmt.Errorf("detect: lists %s set in options are not declared by any rule file", strings.Join(undeclared, ", "))
+	}
 	// Files from a user dir are named relative to it: prefix the dir so
 	// messages point at the file.
 	env, err := newEnv()
 	if err != nil {
 		return nil, fmt.Errorf("detect: CEL environment: %w", err)
 	}
-	e := &Engine{index: map[string]map[string][]*compiled{}, state: newState()}
+	e := &Engine{index: map[string]map[string][]*compiled{}, state: newState(), opts: opts}
 	for _, cs := range merge(files) {
 		c, errs := compile(env, cs)
 		for _, err := range errs {
@@ -101,6 +121,35 @@ func NewEngine(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("detect: %w", &LoadError{Problems: problems})
 	}
 	return e, nil
+}
+
+// setLists replaces the named lists in every file that declares them and
+// returns, sorted, the names no file declares.
+func setLists(files []*RuleFile, lists map[string][]string) (undeclared []string) {
+	for _, name := range slices.Sorted(maps.Keys(lists)) {
+		declared := false
+		for _, f := range files {
+			if _, ok := f.Lists[name]; ok {
+				f.Lists[name] = append([]string{}, lists[name]...)
+				declared = true
+			}
+		}
+		if !declared {
+			undeclared = append(undeclared, name)
+		}
+	}
+	return undeclared
+}
+
+// withLists returns the options with lists set on top of their Lists.
+func (o Options) withLists(lists map[string][]string) Options {
+	merged := maps.Clone(o.Lists)
+	if merged == nil {
+		merged = map[string][]string{}
+	}
+	maps.Copy(merged, lists)
+	o.Lists = merged
+	return o
 }
 
 func compile(env *cel.Env, cs *compiledSource) (*compiled, []error) {
@@ -379,19 +428,85 @@ func (c *compiled) alert(ev *audit.Event, count int) finding.Alert {
 	if len(ev.SourceIPs) > 0 {
 		sourceIP = ev.SourceIPs[0]
 	}
-	msg := strings.NewReplacer(
-		"{user}", ev.User.Username, "{verb}", ev.Verb, "{resource}", res,
-		"{namespace}", ev.ObjectRef.Namespace, "{name}", ev.ObjectRef.Name,
-		"{sourceIP}", sourceIP, "{userAgent}", ev.UserAgent,
-		"{code}", strconv.Itoa(int(ev.ResponseStatus.Code)), "{count}", strconv.Itoa(count),
-		"{impersonated}", impersonated(ev),
-	).Replace(c.Output)
+	vars := map[string]string{
+		"user": ev.User.Username, "verb": ev.Verb, "resource": res,
+		"namespace": ev.ObjectRef.Namespace, "name": ev.ObjectRef.Name,
+		"sourceIP": sourceIP, "userAgent": ev.UserAgent,
+		"code": strconv.Itoa(int(ev.ResponseStatus.Code)), "count": strconv.Itoa(count),
+		"impersonated": impersonated(ev),
+	}
+	objects := map[string]json.RawMessage{"requestObject": ev.RequestObject, "responseObject": ev.ResponseObject}
+	decoded := map[string]any{} // the recorded objects, decoded on first use
+	// One pass over the template: a value (a Kubernetes Event's message,
+	// say) that looks like a placeholder stays as it is.
+	msg := placeholder.ReplaceAllStringFunc(c.Output, func(p string) string {
+		name := p[1 : len(p)-1]
+		if v, ok := vars[name]; ok {
+			return v
+		}
+		root, field, _ := strings.Cut(name, ".")
+		raw, ok := objects[root]
+		if !ok || field == "" {
+			return p
+		}
+		obj, ok := decoded[root]
+		if !ok {
+			obj = decodeRaw(raw)
+			decoded[root] = obj
+		}
+		return fieldString(obj, field)
+	})
 	return finding.Alert{
 		Rule: c.ID, Title: c.Title, Severity: c.sev, MITRE: c.MITRE, Tags: c.Tags,
 		Time: ev.Time(), AuditIDs: []string{ev.AuditID},
 		User: ev.User.Username, Groups: ev.User.Groups, SourceIPs: ev.SourceIPs, UserAgent: ev.UserAgent,
 		Verb: ev.Verb, Namespace: ev.ObjectRef.Namespace, Object: object, Message: msg,
 	}
+}
+
+// placeholder is a name in braces in a rule's output.
+var placeholder = regexp.MustCompile(`\{[A-Za-z][A-Za-z0-9_.]*\}`)
+
+// maxFieldLen bounds one object field in an alert message: an event
+// message or an annotation can be long, and alerts end up in chat.
+const maxFieldLen = 1024
+
+// fieldString returns the field at a dotted path in a decoded object as
+// text: strings as they are, numbers and booleans formatted, lists and maps
+// as JSON, and "" when the field is absent.
+func fieldString(obj any, dotted string) string {
+	for _, key := range strings.Split(dotted, ".") {
+		m, ok := obj.(map[string]any)
+		if !ok {
+			return ""
+		}
+		obj = m[key]
+	}
+	var s string
+	switch v := obj.(type) {
+	case nil:
+		return ""
+	case string:
+		s = v
+	case float64:
+		s = strconv.FormatFloat(v, 'f', -1, 64)
+	case bool:
+		s = strconv.FormatBool(v)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return ""
+		}
+		s = string(b)
+	}
+	if len(s) > maxFieldLen {
+		cut := maxFieldLen
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
 }
 
 func impersonated(ev *audit.Event) string {
@@ -546,6 +661,9 @@ type RuleInfo struct {
 	Verbs       []string `json:"verbs,omitempty"`
 	Resources   []string `json:"resources,omitempty"`
 	Stateful    string   `json:"stateful,omitempty"` // "threshold" or "firstSeen"
+	// File is the rules file that defines the rule ("rules/events.yaml"
+	// for an embedded default).
+	File string `json:"file"`
 }
 
 // Describe returns the loaded rules in load order.
@@ -555,6 +673,7 @@ func (e *Engine) Describe() []RuleInfo {
 		info := RuleInfo{
 			ID: r.ID, Title: r.Title, Description: r.Description, Severity: r.sev.String(),
 			MITRE: r.MITRE, Tags: r.Tags, Verbs: r.Match.Verbs, Resources: r.Match.Resources,
+			File: r.source.File,
 		}
 		switch {
 		case r.Threshold != nil:

@@ -2,10 +2,12 @@ package detect
 
 import (
 	"bytes"
+	"io/fs"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kustode/kustode/internal/audit"
 )
@@ -122,38 +124,44 @@ rules:
 // Every default rule has a test in which it fires and a test in which it
 // was a candidate (its match selected an event) but stayed silent.
 func TestEveryDefaultRuleIsTestedBothWays(t *testing.T) {
-	data, err := defaultRules.ReadFile("rules/default_test.yaml")
-	if err != nil {
-		t.Fatal(err)
+	names, err := fs.Glob(defaultRules, "rules/*_test.yaml")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no rule test files: %v", err)
 	}
-	tf, err := parseTests(data)
+	base, err := NewEngine(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fired, silent := map[string]bool{}, map[string]bool{}
-	for _, rt := range tf.Tests {
-		e, err := NewEngine(Options{})
+	for _, name := range names {
+		data, err := defaultRules.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, candidates, err := rt.evaluate(e)
+		tf, err := parseTests(data)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", name, err)
 		}
-		for _, id := range got {
-			fired[id] = true
-		}
-		for id := range candidates {
-			if !slices.Contains(got, id) {
-				silent[id] = true
+		for _, rt := range tf.Tests {
+			e, err := NewEngine(Options{Lists: rt.lists(tf)})
+			if err != nil {
+				t.Fatalf("%s: %s: %v", name, rt.Name, err)
+			}
+			got, candidates, err := rt.evaluate(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range got {
+				fired[id] = true
+			}
+			for id := range candidates {
+				if !slices.Contains(got, id) {
+					silent[id] = true
+				}
 			}
 		}
 	}
-	e, err := NewEngine(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range e.Rules() {
+	for _, id := range base.Rules() {
 		if !fired[id] {
 			t.Errorf("rule %s has no test in which it fires", id)
 		}
@@ -202,5 +210,132 @@ func TestFirstSeenStatePersists(t *testing.T) {
 	}
 	if err := second.LoadState(strings.NewReader(`{"version": 9}`)); err == nil {
 		t.Error("unknown state version accepted")
+	}
+}
+
+// allowListRules is a rule file with a list meant to be set from
+// configuration, empty by default.
+const allowListRules = `apiVersion: kustode.io/v1alpha1
+kind: RuleSet
+lists:
+  watched_users: []
+rules:
+- id: watched-user
+  title: t
+  severity: low
+  mitre: [T1078]
+  condition: 'user.username in lists.watched_users'
+  output: "{user}"
+`
+
+// Options.Lists replaces a list every loaded file declaring it; a name no
+// file declares is an error, not a silently ignored setting.
+func TestOptionsListsReplaceDeclaredLists(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/mine.yaml", allowListRules)
+	ev := &audit.Event{AuditID: "1", Stage: "ResponseComplete", Verb: "get", User: audit.UserInfo{Username: "alice"}}
+	for _, tc := range []struct {
+		name  string
+		lists map[string][]string
+		want  int
+	}{
+		{"declared default", nil, 0},
+		{"set", map[string][]string{"watched_users": {"bob", "alice"}}, 1},
+		{"set empty", map[string][]string{"watched_users": {}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := NewEngine(Options{Dirs: []string{dir}, Lists: tc.lists})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(e.Evaluate(ev)); got != tc.want {
+				t.Errorf("%d alerts, want %d", got, tc.want)
+			}
+		})
+	}
+	// The default pack declares allowed_registries.
+	if _, err := NewEngine(Options{Lists: map[string][]string{"allowed_registries": {"ghcr.io"}}}); err != nil {
+		t.Errorf("allowed_registries: %v", err)
+	}
+	_, err := NewEngine(Options{Dirs: []string{dir}, Lists: map[string][]string{"watched_user": {"alice"}}})
+	if want := "detect: list watched_user set in options is not declared by any rule file"; err == nil || err.Error() != want {
+		t.Errorf("undeclared list: error %v, want %q", err, want)
+	}
+}
+
+// Output placeholders name fields of the recorded object; values are
+// inserted as they are, never expanded again.
+func TestOutputObjectFields(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/out.yaml", `apiVersion: kustode.io/v1alpha1
+kind: RuleSet
+rules:
+- id: out
+  title: t
+  severity: low
+  mitre: [T1078]
+  condition: "true"
+  output: "{user}: {requestObject.involvedObject.kind} {requestObject.involvedObject.name}, count {requestObject.count}, {requestObject.missing.field}, {requestObject.message} {unknown}"
+`)
+	e, err := NewEngine(Options{NoDefaults: true, Dirs: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &audit.Event{
+		AuditID: "1", Stage: "ResponseComplete", Verb: "create", User: audit.UserInfo{Username: "kubelet"},
+		RequestObject: []byte(`{"involvedObject": {"kind": "Pod", "name": "web-1"}, "count": 3, "message": "{user} {requestObject.count}"}`),
+	}
+	as := e.Evaluate(ev)
+	if len(as) != 1 {
+		t.Fatalf("%d alerts, want 1", len(as))
+	}
+	if want := "kubelet: Pod web-1, count 3, , {user} {requestObject.count} {unknown}"; as[0].Message != want {
+		t.Errorf("message %q, want %q", as[0].Message, want)
+	}
+	long := strings.Repeat("é", maxFieldLen)
+	if got := fieldString(map[string]any{"m": long}, "m"); len(got) > maxFieldLen+len("…") || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
+		t.Errorf("a long field is not cut at a rune boundary: %d bytes", len(got))
+	}
+}
+
+// A rule test file's lists, and a test's own, configure the engine its
+// tests run on; a list no rule file declares fails the test.
+func TestRuleTestLists(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/mine.yaml", allowListRules)
+	writeFile(t, dir+"/mine_test.yaml", `apiVersion: kustode.io/v1alpha1
+kind: RuleTests
+lists:
+  watched_users: [alice]
+tests:
+- name: file lists
+  events:
+  - {verb: get, user: {username: alice}}
+  alerts: [watched-user]
+- name: the test's lists go on top
+  lists: {watched_users: []}
+  events:
+  - {verb: get, user: {username: alice}}
+  alerts: []
+- name: undeclared list
+  lists: {watched_user: [bob]}
+  events:
+  - {verb: get, user: {username: bob}}
+  alerts: []
+`)
+	results, err := RunTestsDir(dir, func() (*Engine, error) { return NewEngine(Options{Dirs: []string{dir}}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 3 {
+		t.Fatalf("%d results, want 3", len(results))
+	}
+	for _, r := range results[:2] {
+		if r.Err != nil {
+			t.Errorf("%s: %v", r.Name, r.Err)
+		}
+	}
+	if err := results[2].Err; err == nil || !strings.Contains(err.Error(), "list watched_user set in options is not declared") {
+		t.Errorf("undeclared list in a test: %v", err)
 	}
 }

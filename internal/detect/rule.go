@@ -53,7 +53,9 @@ type Rule struct {
 	Exceptions Exceptions `yaml:"exceptions"`
 	// Output is the alert message; {user}, {verb}, {resource}, {namespace},
 	// {name}, {sourceIP}, {userAgent}, {code}, {count} and {impersonated}
-	// are replaced.
+	// are replaced, and so is {requestObject.a.b} (or responseObject) by
+	// that field of the recorded object: "" when absent, JSON for lists
+	// and maps, cut at 1024 bytes. Other braces stay as they are.
 	Output    string     `yaml:"output"`
 	Threshold *Threshold `yaml:"threshold"`
 	FirstSeen *FirstSeen `yaml:"firstSeen"`

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -20,23 +21,31 @@ import (
 //
 //	apiVersion: kustode.io/v1alpha1
 //	kind: RuleTests
+//	lists: {allowed_registries: [ghcr.io]}  # optional: as Options.Lists, for every test of the file
 //	tests:
 //	- name: exec into a pod is seen
 //	  interval: 1s           # time between events (default 1s)
+//	  lists: {name: [...]}   # optional: on top of the file's lists, for this test
 //	  events: [ {audit event}, ... ]   # partial events; stage defaults to ResponseComplete
 //	  alerts: [pod-exec]     # the rule IDs that must fire, in order; [] expects silence
+//
+// Lists set the named lists of the rule files under test as Options.Lists
+// does (a configured allow-list, say) on top of the engine's own options;
+// a list no rule file declares fails the test.
 type TestFile struct {
-	APIVersion string     `yaml:"apiVersion"`
-	Kind       string     `yaml:"kind"`
-	Tests      []RuleTest `yaml:"tests"`
+	APIVersion string              `yaml:"apiVersion"`
+	Kind       string              `yaml:"kind"`
+	Lists      map[string][]string `yaml:"lists"`
+	Tests      []RuleTest          `yaml:"tests"`
 }
 
 // RuleTest is one test: events in, alerts (by rule ID, in order) out.
 type RuleTest struct {
-	Name     string        `yaml:"name"`
-	Interval time.Duration `yaml:"interval"`
-	Events   []yaml.Node   `yaml:"events"`
-	Alerts   []string      `yaml:"alerts"`
+	Name     string              `yaml:"name"`
+	Interval time.Duration       `yaml:"interval"`
+	Lists    map[string][]string `yaml:"lists"`
+	Events   []yaml.Node         `yaml:"events"`
+	Alerts   []string            `yaml:"alerts"`
 	line     int
 }
 
@@ -52,7 +61,9 @@ type TestResult struct {
 var testEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // RunTests runs every *_test.yaml under root in fsys. Each test gets a fresh
-// engine built by newEngine, so state never leaks between tests.
+// engine, so state never leaks between tests: one built by newEngine, or,
+// for a test that sets lists, one built with the options newEngine uses
+// plus those lists (so newEngine must build alike on every call).
 func RunTests(fsys fs.FS, root string, newEngine func() (*Engine, error)) ([]TestResult, error) {
 	var names []string
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
@@ -76,12 +87,26 @@ func RunTests(fsys fs.FS, root string, newEngine func() (*Engine, error)) ([]Tes
 			results = append(results, TestResult{File: n, Err: err})
 			continue
 		}
+		var base *Options // the options newEngine builds with, for tests that set lists
 		for _, t := range tf.Tests {
-			engine, err := newEngine()
-			if err != nil {
-				return nil, err
+			res := TestResult{File: n, Name: t.Name, Line: t.line}
+			lists := t.lists(tf)
+			var engine *Engine
+			if base == nil || len(lists) == 0 {
+				if engine, err = newEngine(); err != nil {
+					return nil, err
+				}
+				base = &engine.opts
 			}
-			results = append(results, TestResult{File: n, Name: t.Name, Line: t.line, Err: t.run(engine)})
+			if len(lists) > 0 {
+				if engine, err = NewEngine(base.withLists(lists)); err != nil {
+					res.Err = fmt.Errorf("lists: %w", err) // a list no rule file declares
+					results = append(results, res)
+					continue
+				}
+			}
+			res.Err = t.run(engine)
+			results = append(results, res)
 		}
 	}
 	return results, nil
@@ -96,7 +121,8 @@ func RunTestsDir(dir string, newEngine func() (*Engine, error)) ([]TestResult, e
 	return res, err
 }
 
-// DefaultTests runs the embedded default pack's tests.
+// DefaultTests runs the embedded default pack's tests (every
+// rules/*_test.yaml: the audit rules' and the Kubernetes Event rules').
 func DefaultTests() ([]TestResult, error) {
 	res, err := RunTests(defaultRules, "rules", func() (*Engine, error) { return NewEngine(Options{}) })
 	return res, err
@@ -128,6 +154,19 @@ func parseTests(data []byte) (*TestFile, error) {
 		}
 	}
 	return &tf, nil
+}
+
+// lists returns the list overrides of a test: its file's, then its own.
+func (t *RuleTest) lists(tf *TestFile) map[string][]string {
+	if len(t.Lists) == 0 {
+		return tf.Lists
+	}
+	out := maps.Clone(tf.Lists)
+	if out == nil {
+		out = map[string][]string{}
+	}
+	maps.Copy(out, t.Lists)
+	return out
 }
 
 func (t *RuleTest) run(engine *Engine) error {
