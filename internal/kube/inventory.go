@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -55,6 +54,13 @@ var MetadataOnlyKinds = []schema.GroupVersionKind{
 
 // clusterScoped kinds are listed once, whatever the namespace.
 var clusterScoped = []string{"Namespace", "ClusterRole", "ClusterRoleBinding", "RuntimeClass"}
+
+// IsClusterScoped reports whether kind, one of ListedKinds, has no namespace.
+func IsClusterScoped(kind string) bool { return slices.Contains(clusterScoped, kind) }
+
+// IsOptional reports whether kind belongs to an add-on (a CRD) that many
+// clusters lack; its absence is not an error.
+func IsOptional(kind string) bool { return slices.Contains(optionalKinds, kind) }
 
 // ResourceFor maps one of ListedKinds to its resource (the lower-case
 // plural).
@@ -130,26 +136,15 @@ func List(ctx context.Context, client dynamic.Interface, meta metadata.Interface
 			if gvk.Kind == "Namespace" && ns != "" && item.GetName() != ns {
 				continue
 			}
-			if controlledByListedKind(item.GetOwnerReferences()) {
+			if ControlledByListedKind(item.GetOwnerReferences()) {
 				continue
 			}
-			item.SetManagedFields(nil)
-			item.SetAPIVersion(gvk.GroupVersion().String())
-			item.SetKind(gvk.Kind)
-			raw, err := json.Marshal(item)
+			obj, err := FromUnstructured(gvk, item)
 			if err != nil {
 				errs = append(errs, &ListError{Kind: gvk.Kind, Err: err})
 				continue
 			}
-			objs = append(objs, Object{
-				Ref: finding.ObjectRef{
-					APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind,
-					Namespace: item.GetNamespace(), Name: item.GetName(),
-				},
-				Labels:      item.GetLabels(),
-				Annotations: item.GetAnnotations(),
-				Raw:         raw,
-			})
+			objs = append(objs, obj)
 		}
 	}
 	return objs, errs
@@ -184,19 +179,11 @@ func listMetadata(ctx context.Context, meta metadata.Interface, gvk schema.Group
 			return nil, err
 		}
 		for i := range list.Items {
-			item := &list.Items[i]
-			item.ManagedFields = nil
-			item.APIVersion, item.Kind = gvk.GroupVersion().String(), gvk.Kind
-			raw, err := json.Marshal(item)
+			obj, err := FromMetadata(gvk, &list.Items[i])
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, Object{
-				Ref:         finding.ObjectRef{APIVersion: item.APIVersion, Kind: gvk.Kind, Namespace: item.Namespace, Name: item.Name},
-				Labels:      item.Labels,
-				Annotations: item.Annotations,
-				Raw:         raw,
-			})
+			out = append(out, obj)
 		}
 		if list.Continue == "" {
 			return out, nil
@@ -207,6 +194,7 @@ func listMetadata(ctx context.Context, meta metadata.Interface, gvk schema.Group
 
 // runtimeObject is the part of unstructured.Unstructured List uses.
 type runtimeObject interface {
+	UnstructuredContent() map[string]any
 	runtime.Object
 	metav1.Object
 	SetAPIVersion(string)
@@ -214,9 +202,10 @@ type runtimeObject interface {
 	MarshalJSON() ([]byte, error)
 }
 
-// controlledByListedKind reports whether an owner reference marks the object
-// as managed by a controller of a kind List also reads.
-func controlledByListedKind(refs []metav1.OwnerReference) bool {
+// ControlledByListedKind reports whether an owner reference marks the object
+// as managed by a controller of a kind List also reads: such objects are
+// judged at their owner, the object a person edits.
+func ControlledByListedKind(refs []metav1.OwnerReference) bool {
 	for _, r := range refs {
 		if r.Controller != nil && *r.Controller && IsWorkload(r.Kind) {
 			return true
