@@ -104,6 +104,8 @@ It is one binary. Each command below is one way to use it; run
 		newAccessCommand(s),
 		newAuditCommand(s),
 		newRulesCommand(s),
+		newServeCommand(s),
+		newDemoCommand(s),
 		newVersionCommand(s),
 	)
 	markArgErrorsAsUsage(root)

@@ -56,6 +56,7 @@ func run(m *testing.M) int {
 			return
 		}
 		audit.record(body)
+		forwardAudit(r, body)
 		r2 := r.Clone(r.Context())
 		r2.Body = io.NopCloser(bytes.NewReader(body))
 		receiver.handler.ServeHTTP(w, r2)
@@ -135,4 +136,49 @@ func (s *auditSink) snapshot() []auditEvent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]auditEvent(nil), s.events...)
+}
+
+// forwards are further audit webhook receivers (a running kustode serve)
+// that get a copy of every batch the API server posts, as the API server
+// would send it.
+var forwards struct {
+	sync.Mutex
+	targets map[string]string // URL → bearer token
+}
+
+// addAuditForward sends a copy of the audit webhook traffic to url, with
+// token as bearer, until the test ends.
+func addAuditForward(t *testing.T, url, token string) {
+	t.Helper()
+	forwards.Lock()
+	if forwards.targets == nil {
+		forwards.targets = map[string]string{}
+	}
+	forwards.targets[url] = token
+	forwards.Unlock()
+	t.Cleanup(func() {
+		forwards.Lock()
+		delete(forwards.targets, url)
+		forwards.Unlock()
+	})
+}
+
+func forwardAudit(r *http.Request, body []byte) {
+	forwards.Lock()
+	defer forwards.Unlock()
+	for url, token := range forwards.targets {
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			continue
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: forward audit batch to %s: %v\n", url, err)
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
 }

@@ -1,0 +1,86 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "kustode.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's objects: the release name when it already
+contains the chart name (release "kustode" gives "kustode"), else
+RELEASE-kustode. Cluster-scoped objects (ClusterRoles) carry it too, so two
+releases never collide.
+*/}}
+{{- define "kustode.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kustode.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kustode.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kustode.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "kustode.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: monitor
+app.kubernetes.io/part-of: kustode
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "kustode.serviceAccountName" -}}
+{{- default (include "kustode.fullname" .) .Values.serviceAccount.name }}
+{{- end }}
+
+{{/* The Secret holding the audit webhook's bearer token (key "token"). */}}
+{{- define "kustode.auditTokenSecret" -}}
+{{- default (printf "%s-audit-token" (include "kustode.fullname" .)) .Values.auditWebhook.token.existingSecret }}
+{{- end }}
+
+{{/* The Secret holding the PostgreSQL URL, empty when the store is SQLite. */}}
+{{- define "kustode.storeSecret" -}}
+{{- with .Values.store.postgres }}
+{{- if .existingSecret }}{{ .existingSecret }}
+{{- else if .url }}{{ printf "%s-store" (include "kustode.fullname" $) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kustode.image" -}}
+{{- with .Values.image }}
+{{- if .digest }}
+{{- printf "%s@%s" .repository .digest }}
+{{- else }}
+{{- printf "%s:%s" .repository (default $.Chart.AppVersion .tag) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+config.yaml. The chart owns listen, dataDir, api and audit (ports and the
+paths of the mounted volumes); every other key of .Values.config is copied.
+One projected volume at /etc/kustode holds config.yaml, audit/token and the
+TLS files, so no mount nests inside another.
+*/}}
+{{- define "kustode.config" -}}
+{{- $owned := dict "listen" (printf ":%v" .Values.api.port) "dataDir" "/var/lib/kustode" }}
+{{- $audit := dict "webhookListen" (printf ":%v" .Values.auditWebhook.port) "webhookTokenFile" "/etc/kustode/audit/token" }}
+{{- if .Values.auditWebhook.tls.secretName }}
+{{- $_ := set $audit "webhookTLSCertFile" "/etc/kustode/tls/audit/tls.crt" }}
+{{- $_ := set $audit "webhookTLSKeyFile" "/etc/kustode/tls/audit/tls.key" }}
+{{- end }}
+{{- $_ := set $owned "audit" $audit }}
+{{- if .Values.api.tls.secretName }}
+{{- $_ := set $owned "api" (dict "tlsCertFile" "/etc/kustode/tls/api/tls.crt" "tlsKeyFile" "/etc/kustode/tls/api/tls.key") }}
+{{- end }}
+{{- toYaml (mustMergeOverwrite (deepCopy (.Values.config | default dict)) $owned) }}
+{{- end }}

@@ -1,0 +1,267 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kustode/kustode/internal/finding"
+	"github.com/kustode/kustode/internal/kube"
+	"github.com/kustode/kustode/internal/posture"
+	"github.com/kustode/kustode/internal/store"
+)
+
+// FindingStore is what continuous posture needs of the store.
+type FindingStore interface {
+	SyncFindings(ctx context.Context, scope store.Scope, current []finding.Finding, now time.Time) (store.SyncResult, error)
+	Summary(ctx context.Context, now time.Time) (store.PosturePoint, error)
+	RecordPosture(ctx context.Context, p store.PosturePoint) error
+}
+
+// Posture re-evaluates posture continuously: a full evaluation once the
+// inventory has synced and every Resync after, and in between only the
+// objects that changed and the objects whose findings depend on them (see
+// dependants). Findings go to the store, whose lifecycle (open, resolved,
+// reopened) follows from the evaluations.
+type Posture struct {
+	inv     *Inventory
+	store   FindingStore
+	log     *slog.Logger
+	metrics *metrics
+	// Debounce collects changes for this long before evaluating them.
+	Debounce        time.Duration
+	Resync          time.Duration
+	HistoryInterval time.Duration
+
+	engine atomic.Pointer[posture.Engine]
+
+	mu      sync.Mutex
+	dirty   map[objKey]struct{}
+	full    bool
+	wake    chan struct{}
+	firstAt atomic.Pointer[time.Time]
+	evals   atomic.Int64
+}
+
+// NewPosture returns a Posture over inv that judges with engine.
+func NewPosture(inv *Inventory, engine *posture.Engine, st FindingStore, m *metrics, log *slog.Logger) *Posture {
+	p := &Posture{
+		inv: inv, store: st, log: log, metrics: m,
+		Debounce: 300 * time.Millisecond, Resync: 10 * time.Minute, HistoryInterval: 5 * time.Minute,
+		dirty: map[objKey]struct{}{}, wake: make(chan struct{}, 1),
+	}
+	p.engine.Store(engine)
+	return p
+}
+
+// Changed marks an object for re-evaluation. It never blocks.
+func (p *Posture) Changed(k objKey) {
+	p.mu.Lock()
+	p.dirty[k] = struct{}{}
+	p.mu.Unlock()
+	p.poke()
+}
+
+// SetEngine replaces the engine (new exceptions) and schedules a full
+// evaluation.
+func (p *Posture) SetEngine(e *posture.Engine) {
+	p.engine.Store(e)
+	p.mu.Lock()
+	p.full = true
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *Posture) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// FirstFullAt returns when the first full evaluation was stored (zero
+// before).
+func (p *Posture) FirstFullAt() time.Time {
+	if t := p.firstAt.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
+// Start evaluates until ctx is done; it blocks. It waits for the inventory
+// to sync first.
+func (p *Posture) Start(ctx context.Context) error {
+	if !p.inv.WaitForSync(ctx) {
+		return nil
+	}
+	p.mu.Lock()
+	p.full = true
+	p.mu.Unlock()
+	resync := time.NewTicker(p.Resync)
+	defer resync.Stop()
+	history := time.NewTicker(p.HistoryInterval)
+	defer history.Stop()
+	p.evaluate(ctx)
+	p.recordHistory(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-resync.C:
+			p.mu.Lock()
+			p.full = true
+			p.mu.Unlock()
+			p.evaluate(ctx)
+		case <-history.C:
+			p.recordHistory(ctx)
+		case <-p.wake:
+			// Let a burst of changes (a rollout, a namespace apply)
+			// arrive before evaluating them together.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(p.Debounce):
+			}
+			p.evaluate(ctx)
+		}
+	}
+}
+
+func (p *Posture) recordHistory(ctx context.Context) {
+	now := time.Now().UTC()
+	pt, err := p.store.Summary(ctx, now)
+	if err == nil {
+		err = p.store.RecordPosture(ctx, pt)
+	}
+	if err != nil {
+		p.metrics.storeErrors.Inc()
+		p.log.Error("record posture history", "err", err)
+		return
+	}
+	p.metrics.setOpenFindings(pt.BySeverity)
+}
+
+// evaluate judges the dirty objects (or all of them) and stores the result.
+func (p *Posture) evaluate(ctx context.Context) {
+	p.mu.Lock()
+	full, dirty := p.full, p.dirty
+	p.full, p.dirty = false, map[objKey]struct{}{}
+	p.mu.Unlock()
+	if !full && len(dirty) == 0 {
+		return
+	}
+	start := time.Now()
+	objs := p.inv.Snapshot()
+	ix := posture.NewIndex(objs)
+	engine := p.engine.Load()
+
+	var scope store.Scope
+	var targets []*kube.Object
+	if full {
+		scope.All = true
+		for i := range objs {
+			targets = append(targets, &objs[i])
+		}
+	} else {
+		affected := dependants(dirty, objs)
+		for i := range objs {
+			k := keyOf(&objs[i])
+			if _, ok := affected[k]; ok {
+				targets = append(targets, &objs[i])
+			}
+		}
+		// Deleted objects are in scope too: their findings resolve.
+		for k := range affected {
+			scope.Objects = append(scope.Objects, finding.ObjectRef{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name})
+		}
+	}
+	var current []finding.Finding
+	for _, o := range targets {
+		fs, err := engine.RunObject(o, ix)
+		if err != nil {
+			p.log.Warn("posture: cannot judge object", "object", o.Ref.String(), "err", err)
+		}
+		current = append(current, fs...)
+	}
+	now := time.Now().UTC()
+	res, err := p.store.SyncFindings(ctx, scope, current, now)
+	if err != nil {
+		p.metrics.storeErrors.Inc()
+		p.log.Error("store findings", "err", err)
+		// Try again: everything evaluated now is still to be stored.
+		p.mu.Lock()
+		if full {
+			p.full = true
+		}
+		for k := range dirty {
+			p.dirty[k] = struct{}{}
+		}
+		p.mu.Unlock()
+		return
+	}
+	p.evals.Add(1)
+	p.metrics.evaluations.WithLabelValues(map[bool]string{true: "full", false: "partial"}[full]).Inc()
+	p.metrics.evaluationSeconds.Observe(time.Since(start).Seconds())
+	if full && p.firstAt.Load() == nil {
+		t := time.Now()
+		p.firstAt.Store(&t)
+	}
+	p.log.Info("posture evaluated", "full", full, "objects", len(targets), "findings", len(current),
+		"opened", res.Opened, "reopened", res.Reopened, "resolved", res.Resolved, "took", time.Since(start).Round(time.Millisecond))
+	if pt, err := p.store.Summary(ctx, now); err == nil {
+		p.metrics.setOpenFindings(pt.BySeverity)
+	}
+}
+
+func keyOf(o *kube.Object) objKey {
+	return objKey{Kind: o.Ref.Kind, Namespace: o.Ref.Namespace, Name: o.Ref.Name}
+}
+
+// rbacKinds are judged together: a binding's findings depend on the roles it
+// names and the service accounts it binds, a role's on who it is bound to.
+var rbacKinds = []string{"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
+
+// dependants returns the changed objects and every object whose findings
+// may depend on them:
+//
+//   - an RBAC object or ServiceAccount: every RBAC object and ServiceAccount
+//     (aggregation, bindings to missing roles, default accounts with
+//     bindings, who can read Secrets);
+//   - a NetworkPolicy, PeerAuthentication or Namespace: every object in that
+//     namespace (isolation and mTLS of its workloads, default deny);
+//   - a RuntimeClass: every workload (sandboxing);
+//   - anything else: itself.
+func dependants(changed map[objKey]struct{}, objs []kube.Object) map[objKey]struct{} {
+	out := make(map[objKey]struct{}, len(changed))
+	var rbac, allWorkloads bool
+	namespaces := map[string]bool{}
+	for k := range changed {
+		out[k] = struct{}{}
+		switch {
+		case slices.Contains(rbacKinds, k.Kind):
+			rbac = true
+		case k.Kind == "NetworkPolicy" || k.Kind == "PeerAuthentication":
+			namespaces[k.Namespace] = true
+		case k.Kind == "Namespace":
+			namespaces[k.Name] = true
+		case k.Kind == "RuntimeClass":
+			allWorkloads = true
+		}
+	}
+	if !rbac && !allWorkloads && len(namespaces) == 0 {
+		return out
+	}
+	for i := range objs {
+		o := &objs[i]
+		if (rbac && slices.Contains(rbacKinds, o.Ref.Kind)) ||
+			(allWorkloads && kube.IsWorkload(o.Ref.Kind)) ||
+			namespaces[o.Ref.Namespace] ||
+			(o.Ref.Kind == "Namespace" && namespaces[o.Ref.Name]) {
+			out[keyOf(o)] = struct{}{}
+		}
+	}
+	return out
+}
