@@ -74,7 +74,7 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit code = %d, want %d", code, ExitOK)
 	}
-	for _, cmd := range []string{"scan", "checks", "version"} {
+	for _, cmd := range []string{"scan", "checks", "serve", "demo", "version"} {
 		if !strings.Contains(out, "\n  "+cmd+" ") {
 			t.Errorf("help does not list %s:\n%s", cmd, out)
 		}

@@ -52,13 +52,14 @@ type Daemon struct {
 	checks   []*posture.Check
 	api      *web.Server
 
-	webhook    *http.Server
-	webhookLn  net.Listener
-	follower   *audit.Follower
-	lastAudit  atomic.Int64
-	exceptions atomic.Pointer[posture.Exceptions]
-	fileExc    *posture.Exceptions
-	baseEngine *posture.Engine
+	webhook        *http.Server
+	webhookHandler *audit.WebhookHandler
+	webhookLn      net.Listener
+	follower       *audit.Follower
+	lastAudit      atomic.Int64
+	exceptions     atomic.Pointer[posture.Exceptions]
+	fileExc        *posture.Exceptions
+	baseEngine     *posture.Engine
 }
 
 // RESTConfig resolves how serve reaches the API server: the kubeconfig
@@ -181,6 +182,7 @@ func New(ctx context.Context, cfg config.Config, restCfg *rest.Config, log *slog
 			return nil, err
 		}
 	}
+	d.registerIntakeStats()
 	d.coverage = &Coverage{
 		inv: d.inv, events: d.events, ping: d.store.Ping, alerts: d.store, metrics: d.m,
 		log: log.With("component", "coverage"), Interval: 5 * time.Second, lastAudit: &d.lastAudit,
@@ -212,6 +214,30 @@ func New(ctx context.Context, cfg config.Config, restCfg *rest.Config, log *slog
 		return nil, err
 	}
 	return d, nil
+}
+
+// registerIntakeStats exports the audit intakes' own counters: records
+// that could not be decoded and webhook requests refused before decoding.
+func (d *Daemon) registerIntakeStats() {
+	type statser interface{ Stats() audit.Stats }
+	add := func(source string, s statser) {
+		d.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "kustode_audit_malformed_total", Help: "Audit records skipped because they could not be decoded, by intake.",
+				ConstLabels: prometheus.Labels{"source": source},
+			}, func() float64 { return float64(s.Stats().Malformed) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "kustode_audit_rejected_total", Help: "Audit webhook requests refused before decoding (authentication, size, encoding), by intake.",
+				ConstLabels: prometheus.Labels{"source": source},
+			}, func() float64 { return float64(s.Stats().Rejected) }),
+		)
+	}
+	if d.follower != nil {
+		add("file", d.follower)
+	}
+	if d.webhookHandler != nil {
+		add("webhook", d.webhookHandler)
+	}
 }
 
 // sink returns the detector for one source.
@@ -296,6 +322,7 @@ func (d *Daemon) newWebhook(ctx context.Context) error {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	d.webhookLn = ln
+	d.webhookHandler = h
 	d.webhook = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }

@@ -156,6 +156,29 @@ func (s *serveInstance) call(t *testing.T, method, path, token string, out any) 
 	return resp.StatusCode
 }
 
+// post sends body (JSON, may be empty) with the static token.
+func (s *serveInstance) post(t *testing.T, path, body string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Logf("POST %s: %d %s", path, resp.StatusCode, b)
+	}
+	return resp.StatusCode
+}
+
 // findings returns the stored findings matching query.
 func (s *serveInstance) findings(t *testing.T, query string) []store.Finding {
 	t.Helper()
@@ -356,7 +379,47 @@ func TestServe(t *testing.T) {
 		return len(as) == 1, fmt.Sprint(len(as), " alerts")
 	})
 
-	// 6. The API: no token 401, a user without RBAC 403, with RBAC 200,
+	// 6. Exceptions through the API change the posture; alerts are
+	// acknowledged by a named user; /metrics tells the state.
+	noDigest := func(status string) func() (bool, string) {
+		return func() (bool, string) {
+			fs := s.findings(t, "namespace="+ns+"&checkID=image-no-digest")
+			return slices.ContainsFunc(fs, func(f store.Finding) bool {
+				return f.Object.Name == "web" && string(f.Status) == status
+			}), describeStored(fs)
+		}
+	}
+	waitFor(t, 15*time.Second, "image-no-digest finding on web", noDigest("open"))
+	exc := fmt.Sprintf(`{"checks":["image-no-digest"],"kind":"Deployment","namespace":%q,"name":"web","reason":"pinned by the release pipeline","owner":"platform@example.com","expires":%q}`,
+		ns, time.Now().Add(30*24*time.Hour).UTC().Format(time.RFC3339))
+	if code := s.post(t, "/api/v1/exceptions", exc); code != http.StatusCreated {
+		t.Fatalf("create exception: %d", code)
+	}
+	waitFor(t, 15*time.Second, "finding resolved by the API exception", noDigest("resolved"))
+	first := s.alerts(t, "rule=cluster-admin-bound")[0]
+	if code := s.post(t, fmt.Sprintf("/api/v1/alerts/%d/ack", first.ID), ""); code != http.StatusOK {
+		t.Errorf("ack: %d", code)
+	}
+	if as := s.alerts(t, "status=acknowledged"); len(as) != 1 || as[0].ID != first.ID || as[0].AckedBy == "" {
+		t.Errorf("acknowledged alerts: %+v", as)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	for _, m := range []string{`kustode_findings_open{severity="critical"}`, `kustode_alerts_total{rule="cluster-admin-bound"`,
+		`kustode_informer_synced{kind="Pod"} 1`, `kustode_events_received_total{source="webhook"}`, "kustode_audit_lag_seconds_count",
+		`kustode_coverage_ok{check="store"} 1`, "kustode_store_errors_total 0", "kustode_api_requests_total"} {
+		if !strings.Contains(string(metricsText), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+
+	// 7. The API: no token 401, a user without RBAC 403, with RBAC 200,
 	// through the real TokenReview and SubjectAccessReview.
 	if code := s.get(t, "/api/v1/findings", "", nil); code != http.StatusUnauthorized {
 		t.Errorf("no token: %d, want 401", code)
@@ -396,7 +459,7 @@ func TestServe(t *testing.T) {
 		t.Errorf("alice acknowledging an alert with a read-only role: %d, want 403", code)
 	}
 
-	// 7. A restart keeps findings (with their first-seen time), alerts, and
+	// 8. A restart keeps findings (with their first-seen time), alerts, and
 	// evaluates no Event twice.
 	before := s.findings(t, "namespace="+ns)
 	alertsBefore := s.alerts(t, "")
