@@ -30,7 +30,7 @@ func TestServePrintConfig(t *testing.T) {
 	}
 
 	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte("listen: \":9000\"\nlog:\n  levle: debug\n"), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte("listen: \":9000\"\nlog:\n  lvl: debug\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut = run(t, "serve", "--config", bad)
