@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -86,12 +87,21 @@ func refString(r finding.ObjectRef) string {
 	return r.Kind + " " + r.Namespace + "/" + r.Name
 }
 
+// reportProblems prints what could not be read and exits 2 when the answer
+// may be incomplete. Objects given twice are warnings only: the answer uses
+// the later one, as the cluster would after applying both.
 func reportProblems(w io.Writer, problems []error) error {
+	failed := 0
 	for _, p := range problems {
+		if errors.Is(p, rbac.ErrDuplicate) {
+			fmt.Fprintf(w, "kustode: warning: %v\n", p)
+			continue
+		}
+		failed++
 		fmt.Fprintf(w, "kustode: %v\n", p)
 	}
-	if len(problems) > 0 {
-		fmt.Fprintf(w, "kustode: %d object(s) could not be read: the answer may be incomplete\n", len(problems))
+	if failed > 0 {
+		fmt.Fprintf(w, "kustode: %d object(s) could not be read: the answer may be incomplete\n", failed)
 		return exitError{code: ExitUsage}
 	}
 	return nil

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -75,5 +77,34 @@ func TestAccess(t *testing.T) {
 		if err != nil || s.Kind != "ServiceAccount" || s.Namespace != "ns" || s.Name != "name" {
 			t.Errorf("parseSubject(%q) = %+v, %v", in, s, err)
 		}
+	}
+}
+
+// An object given twice (the same binding in two files) is a warning: the
+// answer is complete, so the exit code stays 0.
+func TestWhoCanDuplicateIsAWarning(t *testing.T) {
+	dir := t.TempDir()
+	binding := `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: readers}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}
+subjects: [{kind: User, apiGroup: rbac.authorization.k8s.io, name: dana}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: reader}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get]}]
+`
+	for _, f := range []string{"a.yaml", "b.yaml"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(binding), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := run(t, "who-can", "get", "pods", "-f", dir)
+	if code != ExitOK || !strings.Contains(out, "dana") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 0 listing dana", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "warning: ") || !strings.Contains(errOut, "duplicate ClusterRoleBinding") {
+		t.Errorf("stderr %q: want a duplicate warning", errOut)
 	}
 }

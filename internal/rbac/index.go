@@ -3,6 +3,7 @@ package rbac
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -214,6 +215,16 @@ type ObjectError struct {
 	Err    error
 }
 
+// ErrDuplicate marks an ObjectError about an object given twice: a warning,
+// not a failure, since the answer is what the cluster would have after
+// applying both.
+var ErrDuplicate = errors.New("duplicate object")
+
+type duplicateError struct{ msg string }
+
+func (e duplicateError) Error() string        { return e.msg }
+func (e duplicateError) Is(target error) bool { return target == ErrDuplicate }
+
 func (e *ObjectError) Error() string {
 	msg := e.Object.String() + ": " + e.Err.Error()
 	if loc := e.Source.String(); loc != "" {
@@ -267,7 +278,7 @@ func New(objs []kube.Object) (*Index, []error) {
 		if loc := first.String(); loc != "" {
 			where = " (first at " + loc + ")"
 		}
-		fail(o, fmt.Errorf("duplicate %s%s: using this one, as kubectl apply would", o.Ref.Kind, where))
+		fail(o, duplicateError{fmt.Sprintf("duplicate %s%s: using this one, as kubectl apply would", o.Ref.Kind, where)})
 	}
 	type bindingKey struct{ kind, namespace, name string }
 	bindings := map[bindingKey]*binding{}
