@@ -433,6 +433,36 @@ func (cp *ControlPlane) Stop() error {
 	return nil
 }
 
+// RestartAPIServer stops kube-apiserver and starts it again with the same
+// flags on the same port, and waits until it is ready: what clients see
+// during an API server upgrade or crash. Watches break; etcd keeps the state.
+func (cp *ControlPlane) RestartAPIServer(ctx context.Context) error {
+	cp.mu.Lock()
+	i := slices.IndexFunc(cp.procs, func(p *process) bool { return p.name == KubeAPIServer })
+	if i < 0 {
+		cp.mu.Unlock()
+		return errors.New("controlplane: no kube-apiserver running")
+	}
+	old := cp.procs[i]
+	cp.mu.Unlock()
+	if err := old.stop(15 * time.Second); err != nil {
+		return fmt.Errorf("controlplane: stop kube-apiserver: %w", err)
+	}
+	p, err := startProcess(old.name, old.bin, old.args, old.logPath)
+	if err != nil {
+		return err
+	}
+	cp.mu.Lock()
+	cp.procs[i] = p
+	cp.mu.Unlock()
+	client, err := cp.httpClient()
+	if err != nil {
+		return err
+	}
+	readyz := httpOK(client, cp.URL+"/readyz", http.Header{"Authorization": {"Bearer " + cp.tokens[AdminUser]}})
+	return cp.waitReady(ctx, p, 2*time.Minute, readyz)
+}
+
 // PIDs returns the process ID of each running component by binary name.
 func (cp *ControlPlane) PIDs() map[string]int {
 	cp.mu.Lock()

@@ -18,6 +18,8 @@ import (
 // goes to a log file so a failure can quote it.
 type process struct {
 	name    string
+	bin     string
+	args    []string
 	cmd     *exec.Cmd
 	logPath string
 	logFile *os.File
@@ -28,7 +30,8 @@ type process struct {
 // startProcess starts bin with args, logging to logPath. It does not wait for
 // readiness; see waitReady.
 func startProcess(name, bin string, args []string, logPath string) (*process, error) {
-	logFile, err := os.Create(logPath) //nolint:gosec // the path is built by this package under the control plane's own directory
+	// Appending: a restarted process continues its log.
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) //nolint:gosec // the path is built by this package under the control plane's own directory
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -42,7 +45,7 @@ func startProcess(name, bin string, args []string, logPath string) (*process, er
 		_ = logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, logFile: logFile, done: make(chan struct{})}
+	p := &process{name: name, bin: bin, args: args, cmd: cmd, logPath: logPath, logFile: logFile, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)

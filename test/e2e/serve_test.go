@@ -713,3 +713,50 @@ func TestServeAuditLogRestart(t *testing.T) {
 		t.Errorf("the binding made before the restart has %d alerts, want 1 (nothing evaluated twice)", n)
 	}
 }
+
+// TestServeSurvivesAPIServerRestart restarts the API server under a running
+// serve (its own control plane: the shared one stays up for the other
+// tests). Watches break and come back; a change made after the restart is
+// judged.
+func TestServeSurvivesAPIServerRestart(t *testing.T) {
+	ctx := t.Context()
+	own, err := controlplane.Start(ctx, controlplane.Options{Progress: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := own.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	s := startServe(t, own.Config(controlplane.AdminUser), t.TempDir(), func(c *config.Config) {
+		c.Audit.WebhookListen, c.Audit.WebhookTokenFile = "", "" // the shared control plane's audit feed is not this one's
+	})
+	s.waitReady(t)
+	start := time.Now()
+	if err := own.RestartAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("API server restarted in %s", time.Since(start).Round(time.Millisecond))
+	admin := clientFor(t, own.Config(controlplane.AdminUser))
+	const ns = "after-restart"
+	if err := own.EnsureNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "priv", Namespace: ns},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox:1.36",
+			SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)}}}},
+	}
+	if _, err := admin.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 60*time.Second, "finding for a pod created after the API server restart", func() (bool, string) {
+		fs := s.findings(t, "namespace="+ns+"&checkID=pss-privileged&status=open")
+		return len(fs) == 1, describeStored(fs)
+	})
+	t.Logf("finding for the new pod %s after its creation", took.Round(time.Millisecond))
+	if code := s.get(t, "/readyz", s.token, nil); code != http.StatusOK {
+		t.Errorf("readyz after the restart: %d", code)
+	}
+}
