@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -53,7 +54,11 @@ func (d *detector) Receive(ctx context.Context, events []audit.Event) error {
 		if !ev.StageTimestamp.IsZero() {
 			d.metrics.auditLag.Observe(now.Sub(ev.StageTimestamp).Seconds())
 		}
-		alerts = append(alerts, d.engine.Evaluate(ev)...)
+		raised := d.engine.Evaluate(ev)
+		if len(raised) > 0 && ev.Annotations[EventSourceAnnotation] != "" {
+			aboutInvolvedObject(raised, ev)
+		}
+		alerts = append(alerts, raised...)
 	}
 	if len(alerts) > 0 {
 		if _, err := d.store.AddAlerts(ctx, alerts); err != nil {
@@ -122,4 +127,23 @@ func saveDetectState(ctx context.Context, st StateStore, e *detect.Engine) error
 		return err
 	}
 	return st.PutState(ctx, detectStateKey, buf.Bytes())
+}
+
+// aboutInvolvedObject makes the alerts of a Kubernetes Event name the object
+// the Event is about ("pod web-7d9f"), not the Event itself.
+func aboutInvolvedObject(alerts []finding.Alert, ev *audit.Event) {
+	var e struct {
+		InvolvedObject struct {
+			Kind, Namespace, Name string
+		} `json:"involvedObject"`
+	}
+	if json.Unmarshal(ev.RequestObject, &e) != nil || e.InvolvedObject.Name == "" {
+		return
+	}
+	for i := range alerts {
+		alerts[i].Object = strings.ToLower(e.InvolvedObject.Kind) + " " + e.InvolvedObject.Name
+		if e.InvolvedObject.Namespace != "" {
+			alerts[i].Namespace = e.InvolvedObject.Namespace
+		}
+	}
 }

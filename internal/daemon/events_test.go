@@ -51,6 +51,7 @@ func TestEventToAlert(t *testing.T) {
 				t.Fatal(err)
 			}
 			alerts := engine.Evaluate(&ev)
+			aboutInvolvedObject(alerts, &ev)
 			var got []string
 			for _, a := range alerts {
 				got = append(got, a.Rule)
@@ -58,7 +59,7 @@ func TestEventToAlert(t *testing.T) {
 			if tc.want == "" && len(got) > 0 || tc.want != "" && (len(got) != 1 || got[0] != tc.want) {
 				t.Fatalf("alerts %v, want [%s]", got, tc.want)
 			}
-			if tc.want != "" && (alerts[0].Namespace != "shop" || alerts[0].AuditIDs[0] != "k8s-event:u-1") {
+			if tc.want != "" && (alerts[0].Namespace != "shop" || alerts[0].AuditIDs[0] != "k8s-event:u-1" || alerts[0].Object != "pod web-x") {
 				t.Errorf("alert entities: %+v", alerts[0])
 			}
 		})
