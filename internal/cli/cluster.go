@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -23,7 +24,7 @@ type clusterFlags struct {
 }
 
 func (c *clusterFlags) addFlags(cmd *cobra.Command) {
-	c.addConnectionFlags(cmd, "scan the live cluster of the current kubeconfig context (or in-cluster) instead of files")
+	c.addConnectionFlags(cmd, "scan the live cluster of the current kubeconfig context (or in-cluster) instead of files, read-only; also each node's running kubelet configuration through the node proxy (needs get on nodes/proxy; unreadable nodes are warnings)")
 	fs := cmd.Flags()
 	fs.StringVarP(&c.namespace, "namespace", "n", "", "namespace to scan (default: the context's namespace)")
 	fs.BoolVarP(&c.allNamespaces, "all-namespaces", "A", false, "scan every namespace")
@@ -79,5 +80,20 @@ func (c *clusterFlags) list(ctx context.Context, kinds ...string) (objs []kube.O
 		return nil, nil, fmt.Errorf("cluster: %w", err)
 	}
 	objs, listErrs = kube.List(ctx, client, meta, ns, kinds...)
+	if len(kinds) == 0 {
+		// The nodes' running kubelet configuration, for the kubelet checks.
+		// A node that cannot be read (no nodes/proxy permission, a kubelet
+		// down or without /configz) is a warning: the rest of the scan is
+		// complete.
+		cs, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cluster: %w", err)
+		}
+		kc, kerrs := kube.KubeletConfigs(ctx, cs)
+		objs = append(objs, kc...)
+		for _, e := range kerrs {
+			fmt.Fprintf(c.cmd.ErrOrStderr(), "kustode: warning: %v\n", e)
+		}
+	}
 	return objs, listErrs, nil
 }

@@ -363,7 +363,10 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		kwok, err := cp.start(Kwok, filepath.Join(assets, Kwok), []string{
 			"--kubeconfig=" + kubeconfig,
 			"--config=" + configFile,
-			"--manage-all-nodes=true",
+			// Only nodes annotated as fake: a test may register a node
+			// served by something else (a fake kubelet behind the node
+			// proxy) whose status kwok must not rewrite.
+			"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 			"--server-address=" + hostPort(kwokPort),
 			"--cidr=" + podCIDR,
 			"--node-lease-duration-seconds=40",
