@@ -152,13 +152,17 @@ func (inv *Inventory) Start(ctx context.Context) error {
 			inv.setStatus(k.gvk.Kind, func(s *KindStatus) { s.Absent, s.Synced = true, true })
 			continue
 		}
-		inf := inv.newInformer(k)
+		inf, handler := inv.newInformer(k)
 		inv.mu.Lock()
 		inv.informers[k.gvk.Kind] = inf
 		inv.mu.Unlock()
 		wg.Go(func() { inf.RunWithContext(ctx) })
 		wg.Go(func() {
-			if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			// The handler's own sync, not only the cache's: the initial adds
+			// must all have reached the posture's change set before the
+			// first full evaluation, or they arrive during it and make the
+			// objects look changed again.
+			if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, handler.HasSynced) {
 				inv.setStatus(k.gvk.Kind, func(s *KindStatus) { s.Synced = true })
 				inv.log.Debug("informer synced", "kind", k.gvk.Kind)
 			}
@@ -193,7 +197,7 @@ func (inv *Inventory) setStatus(kind string, f func(*KindStatus)) {
 	}
 }
 
-func (inv *Inventory) newInformer(k watchedKind) cache.SharedIndexInformer {
+func (inv *Inventory) newInformer(k watchedKind) (cache.SharedIndexInformer, cache.ResourceEventHandlerRegistration) {
 	var lw cache.ListerWatcher
 	var example runtime.Object
 	if k.metadata {
@@ -233,7 +237,7 @@ func (inv *Inventory) newInformer(k watchedKind) cache.SharedIndexInformer {
 			inv.log.Warn("watch error, retrying", "kind", kind, "err", err)
 		}
 	})
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	handler, _ := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(o any) { inv.changed(kind, o) },
 		UpdateFunc: func(old, o any) {
 			if e, ok := o.(*entry); ok {
@@ -250,7 +254,7 @@ func (inv *Inventory) newInformer(k watchedKind) cache.SharedIndexInformer {
 			inv.changed(kind, o)
 		},
 	})
-	return inf
+	return inf, handler
 }
 
 func (inv *Inventory) changed(kind string, o any) {
