@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/kustode/kustode/internal/testgen"
 )
 
@@ -22,4 +24,37 @@ func BenchmarkLoad10k(b *testing.B) {
 			b.Fatalf("loaded %d objects: %v", len(objs), errs)
 		}
 	}
+}
+
+// BenchmarkConvert turns 1,000 synthetic documents into JSON, through the
+// fast path and through sigs.k8s.io/yaml, which it replaces where it can.
+func BenchmarkConvert(b *testing.B) {
+	var buf bytes.Buffer
+	if err := testgen.Write(&buf, 1000); err != nil {
+		b.Fatal(err)
+	}
+	docs := splitDocuments(buf.Bytes())
+	b.Run("fast", func(b *testing.B) {
+		var fp fastParser
+		b.SetBytes(int64(buf.Len()))
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, d := range docs {
+				if _, _, ok := fp.convert(d.data); !ok {
+					b.Fatalf("fast path gave up on\n%s", d.data)
+				}
+			}
+		}
+	})
+	b.Run("sigs.k8s.io/yaml", func(b *testing.B) {
+		b.SetBytes(int64(buf.Len()))
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, d := range docs {
+				if _, err := yaml.YAMLToJSON(d.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }

@@ -118,6 +118,7 @@ func Load(paths []string, stdin io.Reader) ([]Object, []error) {
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
 		wg.Go(func() {
+			var fp fastParser
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(jobs) {
@@ -127,7 +128,7 @@ func Load(paths []string, stdin io.Reader) ([]Object, []error) {
 					results[i].err = jobs[i].err
 					continue
 				}
-				results[i].objs, results[i].err = decodeDocument(jobs[i].src, jobs[i].data)
+				results[i].objs, results[i].err = decodeDocument(jobs[i].src, jobs[i].data, &fp)
 			}
 		})
 	}
@@ -285,12 +286,26 @@ type header struct {
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)
 
-func decodeDocument(src finding.Source, data []byte) ([]Object, error) {
-	raw, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return nil, &InputError{Source: src, Err: yamlError(src, data, err)}
+// decodeDocument decodes one YAML document: through fp's fast path where it
+// can, otherwise (and for every error) through sigs.k8s.io/yaml. A nil fp
+// means the slow path only.
+func decodeDocument(src finding.Source, data []byte, fp *fastParser) ([]Object, error) {
+	var objs []Object
+	var err error
+	if root, js, ok := fp.convert(data); ok {
+		raw := bytes.Clone(js)
+		if h, ok := fp.header(root); ok {
+			objs, err = fromHeader(src, &h, raw)
+		} else {
+			objs, err = decodeJSON(src, raw)
+		}
+	} else {
+		raw, yerr := yaml.YAMLToJSON(data)
+		if yerr != nil {
+			return nil, &InputError{Source: src, Err: yamlError(src, data, yerr)}
+		}
+		objs, err = decodeJSON(src, raw)
 	}
-	objs, err := decodeJSON(src, raw)
 	if err != nil {
 		return objs, &InputError{Source: src, Err: err}
 	}
@@ -325,6 +340,14 @@ func decodeJSON(src finding.Source, raw []byte) ([]Object, error) {
 			objs = append(objs, o...)
 		}
 		return objs, errors.Join(errs...)
+	}
+	return fromHeader(src, &h, raw)
+}
+
+// fromHeader returns the object a document's header names.
+func fromHeader(src finding.Source, h *header, raw []byte) ([]Object, error) {
+	if h.Kind == "" || h.APIVersion == "" {
+		return nil, errors.New("not a Kubernetes object: apiVersion and kind are required")
 	}
 	name := h.Metadata.Name
 	if name == "" {

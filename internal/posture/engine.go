@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -81,13 +82,13 @@ func (e *ObjectError) Error() string {
 func (e *ObjectError) Unwrap() error { return e.Err }
 
 // Run checks every object and returns the findings sorted by file, line,
-// object, severity (most severe first) and check, plus one ObjectError per object it could not check.
-// Work is linear in the number of objects.
+// object, severity (most severe first) and check, plus one ObjectError per
+// object it could not check. Work is linear in the number of objects.
 func (e *Engine) Run(objs []kube.Object) ([]finding.Finding, []error) {
 	ix := NewIndex(objs)
 	// Checks are pure, so objects are checked in parallel on every CPU.
 	type result struct {
-		findings []finding.Finding
+		reported []reported
 		err      error
 	}
 	results := make([]result, len(objs))
@@ -95,40 +96,59 @@ func (e *Engine) Run(objs []kube.Object) ([]finding.Finding, []error) {
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), max(len(objs), 1)) {
 		wg.Go(func() {
+			var buf []reported
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(objs) {
 					return
 				}
-				results[i].findings, results[i].err = e.RunObject(&objs[i], ix)
+				buf, results[i].err = e.check(buf[:0], &objs[i], ix)
+				results[i].reported = slices.Clone(buf)
 			}
 		})
 	}
 	wg.Wait()
-	var findings []finding.Finding
+
+	// Sort references to the findings rather than the findings themselves,
+	// which are large, then build each finding once, in its place. The
+	// object names the order compares are rendered once per object.
+	type ref struct{ obj, n int32 }
+	var refs []ref
 	var errs []error
-	for _, r := range results {
-		findings = append(findings, r.findings...)
+	names := make([]string, len(objs))
+	for i, r := range results {
+		for n := range r.reported {
+			refs = append(refs, ref{int32(i), int32(n)})
+		}
+		if len(r.reported) > 0 {
+			names[i] = objs[i].Ref.String()
+		}
 		if r.err != nil {
 			errs = append(errs, r.err)
 		}
 	}
-	sort.SliceStable(findings, func(i, j int) bool {
-		a, b := findings[i], findings[j]
-		if a.File != b.File {
-			return a.File < b.File
+	sort.SliceStable(refs, func(i, j int) bool {
+		a, b := refs[i], refs[j]
+		oa, ob := &objs[a.obj], &objs[b.obj]
+		if oa.Source.File != ob.Source.File {
+			return oa.Source.File < ob.Source.File
 		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
+		if oa.Source.Line != ob.Source.Line {
+			return oa.Source.Line < ob.Source.Line
 		}
-		if a.Object != b.Object {
-			return a.Object.String() < b.Object.String()
+		if oa.Ref != ob.Ref {
+			return names[a.obj] < names[b.obj]
 		}
-		if a.Severity != b.Severity {
-			return a.Severity > b.Severity
+		ca, cb := results[a.obj].reported[a.n].check, results[b.obj].reported[b.n].check
+		if ca.Severity != cb.Severity {
+			return ca.Severity > cb.Severity
 		}
-		return a.CheckID < b.CheckID
+		return ca.ID < cb.ID
 	})
+	findings := make([]finding.Finding, len(refs))
+	for k, r := range refs {
+		findings[k] = results[r.obj].reported[r.n].finding(&objs[r.obj])
+	}
 	return findings, errs
 }
 
@@ -138,9 +158,19 @@ func (e *Engine) RunObject(obj *kube.Object, ix *Index) ([]finding.Finding, erro
 	if ix == nil {
 		ix = NewIndex([]kube.Object{*obj})
 	}
+	rs, err := e.check(nil, obj, ix)
 	var findings []finding.Finding
+	for i := range rs {
+		findings = append(findings, rs[i].finding(obj))
+	}
+	return findings, err
+}
+
+// check runs the checks that apply to obj and appends what they report to
+// dst.
+func (e *Engine) check(dst []reported, obj *kube.Object, ix *Index) ([]reported, error) {
 	exempt := exemptions(obj.Annotations)
-	pass := Pass{Object: obj, Index: ix, findings: &findings}
+	pass := Pass{Object: obj, Index: ix, reported: &dst}
 	var errs []error
 	// A workload's pod template is decoded once, for workload checks and
 	// for checks of its kind alike (the kube-apiserver checks read a Pod's).
@@ -164,7 +194,7 @@ func (e *Engine) RunObject(obj *kube.Object, ix *Index) ([]finding.Finding, erro
 			c.Run(&pass)
 		}
 	}
-	return findings, errors.Join(errs...)
+	return dst, errors.Join(errs...)
 }
 
 func exemptions(annotations map[string]string) map[string]bool {

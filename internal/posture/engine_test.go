@@ -2,6 +2,7 @@ package posture
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -73,6 +74,38 @@ func TestEngineDispatchSortAndExempt(t *testing.T) {
 	}
 }
 
+// Objects that share a document (a List's items, a kustomization's output)
+// share file and line: their findings are ordered by object, and those of
+// objects that are the same (given twice) by severity and check, input order
+// last.
+func TestEngineSortsObjectsOfOneDocument(t *testing.T) {
+	e, err := NewEngine([]*Check{
+		testCheck("cm-low", finding.Low, false, "ConfigMap"),
+		testCheck("cm-high", finding.High, false, "ConfigMap"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := []kube.Object{
+		obj("ConfigMap", "b", "k/kustomization.yaml", 0, `{}`, nil),
+		obj("ConfigMap", "a", "k/kustomization.yaml", 0, `{}`, nil),
+		obj("ConfigMap", "a", "k/kustomization.yaml", 0, `{}`, map[string]string{ExemptAnnotation: "cm-low"}),
+		obj("ConfigMap", "a", "k/kustomization.yaml", 0, `{}`, nil),
+	}
+	findings, errs := e.Run(objs)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var got []string
+	for _, f := range findings {
+		got = append(got, f.Object.Name+":"+f.CheckID)
+	}
+	want := []string{"a:cm-high", "a:cm-high", "a:cm-high", "a:cm-low", "a:cm-low", "b:cm-high", "b:cm-low"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("findings = %v, want %v", got, want)
+	}
+}
+
 func TestNewEngineRejectsBadChecks(t *testing.T) {
 	good := testCheck("ok", finding.Low, true)
 	tests := []struct {
@@ -115,5 +148,38 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(b.String()), &back); err != nil || back.Findings == nil || len(back.Findings) != 0 {
 		t.Errorf("empty report %q: err %v, findings %v (want [] not null)", b.String(), err, back.Findings)
+	}
+}
+
+// A long report is encoded in parallel chunks; it must read exactly as
+// encoding each finding in turn does.
+func TestReportJSONManyFindings(t *testing.T) {
+	var fs []finding.Finding
+	for i := range 5000 {
+		fs = append(fs, finding.Finding{
+			CheckID: "c", Severity: finding.Severity(i % 5), Message: fmt.Sprintf("finding %d <&>", i),
+			Object: finding.ObjectRef{Kind: "Pod", Name: fmt.Sprint("p", i)}, File: "f.yaml", Line: i,
+			Frameworks: finding.Frameworks{CIS: []string{"5.2.1"}},
+		})
+	}
+	var b strings.Builder
+	if err := NewReport(len(fs), fs, nil).WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	want.WriteString(`"findings": [`)
+	for i := range fs {
+		if i > 0 {
+			want.WriteByte(',')
+		}
+		item, err := json.Marshal(&fs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.WriteString("\n  " + string(item))
+	}
+	want.WriteString("\n],\n\"errors\": []\n}\n")
+	if !strings.HasSuffix(b.String(), want.String()) {
+		t.Errorf("findings not written in order, one per line, as json.Marshal encodes each")
 	}
 }

@@ -2,9 +2,13 @@ package posture
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/kustode/kustode/internal/finding"
 )
@@ -136,20 +140,93 @@ func (r Report) WriteJSON(w io.Writer) error {
 	return bw.Flush()
 }
 
+// writeArray writes items as the elements of a JSON array, one per line,
+// each as json.Marshal encodes it. Long arrays are encoded in chunks on
+// every CPU and written in order; a few chunks are in memory at most.
 func writeArray[T any](bw *bufio.Writer, items []T) error {
-	for i := range items {
-		if i > 0 {
-			bw.WriteByte(',')
+	const chunk = 1024
+	chunks := (len(items) + chunk - 1) / chunk
+	workers := min(runtime.GOMAXPROCS(0), chunks)
+	if workers <= 1 {
+		var buf bytes.Buffer
+		for i := range items {
+			buf.Reset()
+			if err := encodeItems(&buf, items, i, i+1); err != nil {
+				return err
+			}
+			bw.Write(buf.Bytes())
 		}
-		bw.WriteString("\n  ")
-		b, err := json.Marshal(&items[i])
+	} else {
+		type encoded struct {
+			buf *bytes.Buffer
+			err error
+		}
+		done := make([]chan encoded, chunks)
+		for i := range done {
+			done[i] = make(chan encoded, 1)
+		}
+		// A worker takes a free buffer, then the next chunk: chunks are
+		// taken in order, so the oldest unwritten one always has a buffer
+		// and the writer never waits for a chunk that cannot start.
+		free := make(chan *bytes.Buffer, 2*workers)
+		for range cap(free) {
+			free <- new(bytes.Buffer)
+		}
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for range workers {
+			wg.Go(func() {
+				for {
+					var buf *bytes.Buffer
+					select {
+					case buf = <-free:
+					case <-stop:
+						return
+					}
+					i := int(next.Add(1)) - 1
+					if i >= chunks {
+						return
+					}
+					buf.Reset()
+					err := encodeItems(buf, items, i*chunk, min((i+1)*chunk, len(items)))
+					done[i] <- encoded{buf, err}
+				}
+			})
+		}
+		var err error
+		for i := range done {
+			e := <-done[i]
+			if err = e.err; err != nil {
+				break
+			}
+			bw.Write(e.buf.Bytes())
+			free <- e.buf
+		}
+		close(stop)
+		wg.Wait()
 		if err != nil {
 			return err
 		}
-		bw.Write(b)
 	}
 	if len(items) > 0 {
 		bw.WriteByte('\n')
+	}
+	return nil
+}
+
+// encodeItems writes items[lo:hi] to buf as array elements.
+func encodeItems[T any](buf *bytes.Buffer, items []T, lo, hi int) error {
+	enc := json.NewEncoder(buf) // as json.Marshal, plus a line feed
+	for i := lo; i < hi; i++ {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString("\n  ")
+		if err := enc.Encode(&items[i]); err != nil {
+			return err
+		}
+		buf.Truncate(buf.Len() - 1)
 	}
 	return nil
 }
