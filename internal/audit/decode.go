@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -405,12 +406,36 @@ func (d *decoder) scanString() (raw []byte, plain bool, err error) {
 	data := d.data
 	start := d.pos + 1
 	i := start
+	// Most strings are short and plain: eight bytes at a time to the
+	// first byte that needs attention, and done if it is the closing quote.
+	for i+8 <= len(data) {
+		if m := attention(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			if data[i] == '"' {
+				d.pos = i + 1
+				return data[start:i], true, nil
+			}
+			break
+		}
+		i += 8
+	}
+	return d.scanStringFrom(start, i)
+}
+
+// scanStringFrom is scanString from byte i of the string starting at
+// start, every byte before i needing no attention.
+func (d *decoder) scanStringFrom(start, i int) (raw []byte, plain bool, err error) {
+	data := d.data
 	escaped, nonASCII := false, false
 	for {
 		// Eight bytes at a time while none of them needs attention: most
 		// strings are plain ASCII, and this is where decoding spends its
-		// time.
-		for i+8 <= len(data) && !needsAttention(binary.LittleEndian.Uint64(data[i:])) {
+		// time. The first byte that does is found from the mask at once.
+		for i+8 <= len(data) {
+			if m := attention(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		for i < len(data) && strSafe[data[i]] {
@@ -466,13 +491,16 @@ const (
 	msb = 0x8080808080808080
 )
 
-// needsAttention reports whether any of the eight bytes in x is a quote, a
-// backslash, a control character or not ASCII.
-func needsAttention(x uint64) bool {
+// attention returns, for the eight bytes in x (the first in the low bits),
+// a mask whose lowest set bit is the high bit of the first that is a quote,
+// a backslash, a control character or not ASCII; zero when none is. Bits
+// above the lowest may be set for bytes that need no attention (a borrow
+// carries into them), so only the lowest one says where.
+func attention(x uint64) uint64 {
 	quote := x ^ (lsb * '"')
 	backslash := x ^ (lsb * '\\')
 	control := x &^ (lsb * 0x1f) // zero where x < 0x20 (and x has no high bit)
-	return ((quote-lsb)&^quote|(backslash-lsb)&^backslash|(control-lsb)&^control|x)&msb != 0
+	return ((quote-lsb)&^quote | (backslash-lsb)&^backslash | (control-lsb)&^control | x) & msb
 }
 
 func isHex(c byte) bool {
@@ -855,6 +883,10 @@ func (d *decoder) timestamp(t *time.Time, field string) error {
 	if err != nil {
 		return err
 	}
+	if v, ok := parseUTCTimestamp(raw); ok {
+		*t = v
+		return nil
+	}
 	if err := unmarshalTime(raw, t); err != nil {
 		return &DecodeError{Offset: d.pos - len(raw), Field: field, Msg: err.Error()}
 	}
@@ -878,6 +910,74 @@ func unmarshalTime(raw []byte, t *time.Time) error {
 		}
 	}
 	return err
+}
+
+// parseUTCTimestamp parses, without the generality of time.Parse, the one
+// form the API server writes ("2006-01-02T15:04:05.999999Z" as a JSON
+// string), giving what unmarshalTime gives. Anything else, or a date or
+// time out of range, is not ok and left to unmarshalTime.
+func parseUTCTimestamp(raw []byte) (time.Time, bool) {
+	if len(raw) < len(`"2006-01-02T15:04:05Z"`) || raw[0] != '"' || raw[len(raw)-1] != '"' || raw[len(raw)-2] != 'Z' {
+		return time.Time{}, false
+	}
+	s := raw[1 : len(raw)-2] // without the quotes and the Z
+	if s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	year, ok1 := digits(s[0:4])
+	month, ok2 := digits(s[5:7])
+	day, ok3 := digits(s[8:10])
+	hour, ok4 := digits(s[11:13])
+	minute, ok5 := digits(s[14:16])
+	sec, ok6 := digits(s[17:19])
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if frac := s[19:]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return time.Time{}, false
+		}
+		n, ok := digits(frac[1:])
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			n *= 10
+		}
+		nsec = n
+	}
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+}
+
+// digits returns the value of a run of decimal digits.
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// daysIn returns the number of days of a month (1-12) of the proleptic
+// Gregorian calendar, as time.Parse checks them.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // int32Value decodes an integer that fits in 32 bits; null leaves *p alone.

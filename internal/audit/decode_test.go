@@ -2,8 +2,12 @@ package audit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -375,4 +379,74 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// attention finds the first byte a string scan must look at, exactly.
+func TestAttention(t *testing.T) {
+	first := func(b []byte) int {
+		for i, c := range b {
+			if !strSafe[c] {
+				return i
+			}
+		}
+		return -1
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	interesting := []byte{0, 0x1f, 0x20, '"', '\\', 'a', 0x7f, 0x80, 0xff, '!', '#', '[', ']', 0x21, 0x5b, 0x5d}
+	var b [8]byte
+	for n := range 1000000 {
+		for i := range b {
+			if n%2 == 0 {
+				b[i] = interesting[rng.IntN(len(interesting))]
+			} else {
+				b[i] = byte(rng.Uint32())
+			}
+		}
+		m := attention(binary.LittleEndian.Uint64(b[:]))
+		want := first(b[:])
+		got := -1
+		if m != 0 {
+			got = bits.TrailingZeros64(m) >> 3
+		}
+		if got != want {
+			t.Fatalf("% x: first byte needing attention %d, want %d", b, got, want)
+		}
+	}
+}
+
+// The API server's timestamps parse as time.Time's UnmarshalJSON parses
+// them, and what the fast path refuses is left to it.
+func TestParseUTCTimestamp(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	inputs := []string{
+		`"2025-03-14T09:26:53.001874Z"`, `"2025-03-14T09:26:53Z"`, `"2024-02-29T23:59:59.999999999Z"`, `"2023-02-29T00:00:00Z"`,
+		`"2025-13-01T00:00:00Z"`, `"2025-00-01T00:00:00Z"`, `"2025-01-00T00:00:00Z"`, `"2025-04-31T00:00:00Z"`, `"2025-01-01T24:00:00Z"`,
+		`"2025-01-01T23:60:00Z"`, `"2025-01-01T23:59:60Z"`, `"2025-01-01T00:00:00.Z"`, `"2025-01-01T00:00:00.1234567890Z"`,
+		`"2025-01-01T00:00:00.5Z"`, `"0000-01-01T00:00:00Z"`, `"1900-02-29T00:00:00Z"`, `"2000-02-29T00:00:00Z"`, `"2025-01-01t00:00:00Z"`,
+		`"2025-01-01T00:00:00z"`, `"2025-01-01T00:00:00+01:00"`, `"2025-01-01 00:00:00Z"`, `"2025-1-01T00:00:00Z"`, `"+025-01-01T00:00:00Z"`,
+		`"2025-01-01T00:00:00.-1Z"`, `"2025-01-01T00:00:0aZ"`, `null`, `"2025-01-01T00:00:00Z`, `2025`, `"\u0032025-01-01T00:00:00Z"`,
+	}
+	for range 20000 {
+		b := []byte(fmt.Sprintf(`"%04d-%02d-%02dT%02d:%02d:%02d`, rng.IntN(10000), rng.IntN(14), rng.IntN(33), rng.IntN(26), rng.IntN(62), rng.IntN(62)))
+		if n := rng.IntN(12); n > 0 {
+			b = append(b, '.')
+			for range n - 1 {
+				b = append(b, byte('0'+rng.IntN(10)))
+			}
+		}
+		inputs = append(inputs, string(b)+`Z"`)
+	}
+	for _, in := range inputs {
+		got, ok := parseUTCTimestamp([]byte(in))
+		if !ok {
+			continue
+		}
+		var want time.Time
+		if err := want.UnmarshalJSON([]byte(in)); err != nil {
+			t.Fatalf("%s: parsed as %v, time.Time refuses it: %v", in, got, err)
+		}
+		if got != want {
+			t.Fatalf("%s: parsed as %#v, time.Time gives %#v", in, got, want)
+		}
+	}
 }

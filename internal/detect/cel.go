@@ -7,6 +7,7 @@ import (
 	"path"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -15,10 +16,8 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
 	"github.com/google/cel-go/interpreter"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kustode/kustode/internal/audit"
-	"github.com/kustode/kustode/internal/kube"
 )
 
 // The CEL environment rules are written against. Each top-level field of an
@@ -63,14 +62,14 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable("requestObject", cel.DynType),
 		cel.Variable("responseObject", cel.DynType),
 		cel.Variable("lists", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
-		podFunc("privileged", cel.BoolType, func(s *corev1.PodSpec) ref.Val { return types.Bool(isPrivileged(s)) }),
-		podFunc("hostNamespaces", cel.ListType(cel.StringType), func(s *corev1.PodSpec) ref.Val {
+		podFunc("privileged", cel.BoolType, func(s *podSecurity) ref.Val { return types.Bool(isPrivileged(s)) }),
+		podFunc("hostNamespaces", cel.ListType(cel.StringType), func(s *podSecurity) ref.Val {
 			return types.DefaultTypeAdapter.NativeToValue(hostNamespaces(s))
 		}),
-		podFunc("hostPaths", cel.ListType(cel.StringType), func(s *corev1.PodSpec) ref.Val {
+		podFunc("hostPaths", cel.ListType(cel.StringType), func(s *podSecurity) ref.Val {
 			return types.DefaultTypeAdapter.NativeToValue(hostPaths(s))
 		}),
-		podFunc("addedCapabilities", cel.ListType(cel.StringType), func(s *corev1.PodSpec) ref.Val {
+		podFunc("addedCapabilities", cel.ListType(cel.StringType), func(s *podSecurity) ref.Val {
 			return types.DefaultTypeAdapter.NativeToValue(addedCapabilities(s))
 		}),
 		cel.Function("inCIDR",
@@ -165,12 +164,12 @@ func splitImage(image string) (host, repo string) {
 
 // podFunc declares a function of one recorded object computed from its pod
 // template.
-func podFunc(name string, result *cel.Type, fn func(*corev1.PodSpec) ref.Val) cel.EnvOption {
+func podFunc(name string, result *cel.Type, fn func(*podSecurity) ref.Val) cel.EnvOption {
 	return cel.Function(name, cel.Overload(name+"_dyn", []*cel.Type{cel.DynType}, result,
 		cel.UnaryBinding(func(obj ref.Val) ref.Val {
 			spec := podSpecOf(obj)
 			if spec == nil {
-				spec = &corev1.PodSpec{}
+				spec = &podSecurity{}
 			}
 			return fn(spec)
 		})))
@@ -183,11 +182,11 @@ var lastPod atomic.Pointer[podCacheEntry]
 
 type podCacheEntry struct {
 	obj  map[string]any
-	spec *corev1.PodSpec
+	spec *podSecurity
 }
 
 // podSpecOf finds the pod spec in a recorded object of any workload kind.
-func podSpecOf(obj ref.Val) *corev1.PodSpec {
+func podSpecOf(obj ref.Val) *podSecurity {
 	// requestObject and responseObject are the Go values decodeRaw made;
 	// Value returns them as they are.
 	m, ok := obj.Value().(map[string]any)
@@ -202,7 +201,7 @@ func podSpecOf(obj ref.Val) *corev1.PodSpec {
 	return spec
 }
 
-func decodePodSpec(m map[string]any) *corev1.PodSpec {
+func decodePodSpec(m map[string]any) *podSecurity {
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return nil
@@ -213,14 +212,106 @@ func decodePodSpec(m map[string]any) *corev1.PodSpec {
 	if json.Unmarshal(raw, &head) != nil {
 		return nil
 	}
-	tmpl, ok, err := kube.PodTemplate(head.Kind, raw)
+	spec, ok, err := podSecurityOf(head.Kind, raw)
 	if !ok || err != nil {
 		return nil
 	}
-	return &tmpl.Spec
+	return spec
 }
 
-func isPrivileged(s *corev1.PodSpec) bool {
+// podSecurity is what the pod helpers read of a pod spec, with corev1's
+// field names and types, so that its values are the ones a decode into a
+// corev1.PodSpec gives. Decoding only these fields, and skipping the rest
+// (resources, probes, environment: quantities and unions that are slow to
+// decode), makes a workload rule's cost a fraction of a whole typed decode.
+// The one difference is that a malformed field the helpers do not read
+// (an integer where corev1 wants a string, say) does not make the whole
+// spec unreadable; the API server rejects such an object anyway.
+type podSecurity struct {
+	HostNetwork         bool                `json:"hostNetwork"`
+	HostPID             bool                `json:"hostPID"`
+	HostIPC             bool                `json:"hostIPC"`
+	Volumes             []podVolume         `json:"volumes"`
+	InitContainers      []containerSecurity `json:"initContainers"`
+	Containers          []containerSecurity `json:"containers"`
+	EphemeralContainers []containerSecurity `json:"ephemeralContainers"`
+}
+
+type podVolume struct {
+	HostPath *struct {
+		Path string `json:"path"`
+	} `json:"hostPath"`
+}
+
+type containerSecurity struct {
+	SecurityContext *struct {
+		Privileged   *bool `json:"privileged"`
+		Capabilities *struct {
+			Add []string `json:"add"`
+		} `json:"capabilities"`
+	} `json:"securityContext"`
+}
+
+// podSecurityOf decodes the pod spec of a workload of the given kind, as
+// kube.PodTemplate finds it: ok is false for a kind without one; a
+// workload without its template is an error.
+func podSecurityOf(kind string, raw []byte) (spec *podSecurity, ok bool, err error) {
+	type template struct {
+		Spec podSecurity `json:"spec"`
+	}
+	switch kind {
+	case "Pod":
+		var pod template
+		if err := json.Unmarshal(raw, &pod); err != nil {
+			return nil, true, fmt.Errorf("decode Pod: %w", err)
+		}
+		return &pod.Spec, true, nil
+	case "Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job":
+		var w struct {
+			Spec struct {
+				Template *template `json:"template"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return nil, true, fmt.Errorf("decode %s: %w", kind, err)
+		}
+		if w.Spec.Template == nil {
+			return nil, true, fmt.Errorf("%s has no spec.template", kind)
+		}
+		return &w.Spec.Template.Spec, true, nil
+	case "CronJob":
+		var cj struct {
+			Spec struct {
+				JobTemplate struct {
+					Spec struct {
+						Template *template `json:"template"`
+					} `json:"spec"`
+				} `json:"jobTemplate"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(raw, &cj); err != nil {
+			return nil, true, fmt.Errorf("decode CronJob: %w", err)
+		}
+		if cj.Spec.JobTemplate.Spec.Template == nil {
+			return nil, true, fmt.Errorf("CronJob has no spec.jobTemplate.spec.template")
+		}
+		return &cj.Spec.JobTemplate.Spec.Template.Spec, true, nil
+	case "PodTemplate":
+		var pt struct {
+			Template *template `json:"template"`
+		}
+		if err := json.Unmarshal(raw, &pt); err != nil {
+			return nil, true, fmt.Errorf("decode PodTemplate: %w", err)
+		}
+		if pt.Template == nil {
+			return nil, true, fmt.Errorf("PodTemplate has no template")
+		}
+		return &pt.Template.Spec, true, nil
+	}
+	return nil, false, nil
+}
+
+func isPrivileged(s *podSecurity) bool {
 	for _, c := range allContainers(s) {
 		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
 			return true
@@ -229,7 +320,7 @@ func isPrivileged(s *corev1.PodSpec) bool {
 	return false
 }
 
-func hostNamespaces(s *corev1.PodSpec) []string {
+func hostNamespaces(s *podSecurity) []string {
 	out := []string{}
 	if s.HostNetwork {
 		out = append(out, "hostNetwork")
@@ -243,7 +334,7 @@ func hostNamespaces(s *corev1.PodSpec) []string {
 	return out
 }
 
-func hostPaths(s *corev1.PodSpec) []string {
+func hostPaths(s *podSecurity) []string {
 	out := []string{}
 	for _, v := range s.Volumes {
 		if v.HostPath != nil {
@@ -253,24 +344,20 @@ func hostPaths(s *corev1.PodSpec) []string {
 	return out
 }
 
-func addedCapabilities(s *corev1.PodSpec) []string {
+func addedCapabilities(s *podSecurity) []string {
 	out := []string{}
 	for _, c := range allContainers(s) {
 		if c.SecurityContext != nil && c.SecurityContext.Capabilities != nil {
 			for _, cap := range c.SecurityContext.Capabilities.Add {
-				out = append(out, strings.TrimPrefix(strings.ToUpper(string(cap)), "CAP_"))
+				out = append(out, strings.TrimPrefix(strings.ToUpper(cap), "CAP_"))
 			}
 		}
 	}
 	return out
 }
 
-func allContainers(s *corev1.PodSpec) []corev1.Container {
-	out := append(append([]corev1.Container(nil), s.InitContainers...), s.Containers...)
-	for _, e := range s.EphemeralContainers {
-		out = append(out, corev1.Container(e.EphemeralContainerCommon))
-	}
-	return out
+func allContainers(s *podSecurity) []containerSecurity {
+	return slices.Concat(s.InitContainers, s.Containers, s.EphemeralContainers)
 }
 
 // activation resolves CEL variables from one event, building each value on
@@ -280,12 +367,16 @@ type activation struct {
 	ev    *audit.Event
 	lists map[string][]string
 	cache map[string]any
+	// frame, when set, holds the recorded objects already decoded.
+	frame *frame
 }
 
 var _ interpreter.Activation = (*activation)(nil)
 
-func newActivation(ev *audit.Event, lists map[string][]string) *activation {
-	return &activation{ev: ev, lists: lists}
+// reset forgets the event, keeping the cache's memory for the next one.
+func (a *activation) reset() {
+	a.ev, a.lists, a.frame = nil, nil, nil
+	clear(a.cache)
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
@@ -338,9 +429,13 @@ func (a *activation) resolve(name string) (any, bool) {
 			return map[string]string{}, true
 		}
 		return ev.Annotations, true
-	case "requestObject":
-		return decodeRaw(ev.RequestObject), true
-	case "responseObject":
+	case "requestObject", "responseObject":
+		if a.frame != nil {
+			return a.frame.object(objectIndex(name)).value, true
+		}
+		if name == "requestObject" {
+			return decodeRaw(ev.RequestObject), true
+		}
 		return decodeRaw(ev.ResponseObject), true
 	case "lists":
 		return a.lists, true

@@ -7,7 +7,12 @@
 // most rules never run for most events, applies structured exceptions, and
 // keeps bounded state for the stateful kinds: threshold (N matching events
 // by one key within a window) and firstSeen (a key not seen during a
-// learning period). The default rule pack is embedded (rules/*.yaml) and
+// learning period). CEL stays the language and the reference: at load each
+// expression is also translated, as far as it goes, into Go over the typed
+// event (native.go), which answers for most events exactly as CEL would,
+// and conditions that require the user, namespace or name to have given
+// values are indexed by them too; CEL runs only where the translation
+// cannot tell. The default rule pack is embedded (rules/*.yaml) and
 // ships with rule tests (see RunTests). A rule file's lists can be set from
 // configuration (Options.Lists), and rule tests set them with lists:.
 //

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -36,6 +35,17 @@ type compiled struct {
 	exceptCEL  []cel.Program
 	by         cel.Program // threshold key or firstSeen key
 	order      int         // position in load order
+	output     []outputPart
+	// The Go translations (native.go) of condition, exceptCEL (one each)
+	// and by, nil where no part translates. They answer before CEL does.
+	nativeCond   boolFn
+	nativeExcept []boolFn
+	nativeBy     strFn
+	// guarded: the condition is false unless guard's field has one of
+	// guardValues (nativeGuard), so the index runs it for those only.
+	guarded     bool
+	guard       guardField
+	guardValues []string
 }
 
 // Engine evaluates rules over events. It is safe for concurrent use;
@@ -44,10 +54,12 @@ type Engine struct {
 	rules []*compiled
 	// index: verb → resource → rules; "*" keys hold rules that match any.
 	index map[string]map[string][]*compiled
-	state *state
-	// candidateCache: candidateKey → []*compiled, filled on first use.
-	candidateCache sync.Map
-	candidateCount atomic.Int64
+	// byVerb holds every event's candidates, computed from index once all
+	// rules are added: for each verb a rule names, and otherVerbs for the
+	// rest.
+	byVerb     map[string]*verbCandidates
+	otherVerbs *verbCandidates
+	state      *state
 	// opts built the engine; rule tests that set lists build theirs from it.
 	opts Options
 }
@@ -120,6 +132,7 @@ func NewEngine(opts Options) (*Engine, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("detect: %w", &LoadError{Problems: problems})
 	}
+	e.buildCandidates()
 	return e, nil
 }
 
@@ -154,34 +167,48 @@ func (o Options) withLists(lists map[string][]string) Options {
 
 func compile(env *cel.Env, cs *compiledSource) (*compiled, []error) {
 	r, f := cs.rule, cs.file
-	c := &compiled{Rule: r, lists: f.Lists}
+	c := &compiled{Rule: r, lists: f.Lists, output: parseOutput(r.Output)}
 	var errs []error
-	prog := func(what, expr string, want *cel.Type) cel.Program {
+	prog := func(what, expr string, want *cel.Type) (cel.Program, *cel.Ast) {
 		expanded, err := expandMacros(expr, f.Macros)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
-			return nil
+			return nil, nil
 		}
 		ast, iss := env.Compile(expanded)
 		if iss.Err() != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, iss.Err()))
-			return nil
+			return nil, nil
 		}
 		if !ast.OutputType().IsExactType(want) && !ast.OutputType().IsExactType(cel.DynType) {
 			errs = append(errs, fmt.Errorf("%s: is %s, want %s", what, ast.OutputType(), want))
-			return nil
+			return nil, nil
 		}
 		p, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+			return nil, nil
 		}
-		return p
+		return p, ast
 	}
-	c.condition = prog("condition", r.Condition, cel.BoolType)
-	c.exceptions = []*Exceptions{&r.Exceptions, &f.Exceptions}
-	for _, x := range c.exceptions {
+	var ast *cel.Ast
+	c.condition, ast = prog("condition", r.Condition, cel.BoolType)
+	if ast != nil {
+		c.nativeCond = nativeBool(ast, c.lists)
+		c.guard, c.guardValues, c.guarded = nativeGuard(ast, c.lists)
+	}
+	for _, x := range []*Exceptions{&r.Exceptions, &f.Exceptions} {
+		if x.structured() {
+			c.exceptions = append(c.exceptions, x)
+		}
 		if x.Condition != "" {
-			c.exceptCEL = append(c.exceptCEL, prog("exceptions.condition", x.Condition, cel.BoolType))
+			p, ast := prog("exceptions.condition", x.Condition, cel.BoolType)
+			c.exceptCEL = append(c.exceptCEL, p)
+			var fn boolFn
+			if ast != nil {
+				fn = nativeBool(ast, c.lists)
+			}
+			c.nativeExcept = append(c.nativeExcept, fn)
 		}
 	}
 	switch {
@@ -190,9 +217,12 @@ func compile(env *cel.Env, cs *compiledSource) (*compiled, []error) {
 		if by == "" {
 			by = "user.username"
 		}
-		c.by = prog("threshold.by", by, cel.StringType)
+		c.by, ast = prog("threshold.by", by, cel.StringType)
 	case r.FirstSeen != nil:
-		c.by = prog("firstSeen.key", r.FirstSeen.Key, cel.StringType)
+		c.by, ast = prog("firstSeen.key", r.FirstSeen.Key, cel.StringType)
+	}
+	if c.by != nil && ast != nil {
+		c.nativeBy = nativeString(ast, c.lists)
 	}
 	return c, errs
 }
@@ -227,29 +257,151 @@ func (e *Engine) Rules() []string {
 	return ids
 }
 
+// verbCandidates are the candidate rules of the events with one verb, by
+// resource ("resource" or "resource/subresource", as rules name them).
+type verbCandidates struct {
+	byResource map[string]*candidateList
+	// other is for the resources no rule names.
+	other *candidateList
+}
+
+// candidateList is the rules an event with some verb and resource runs.
+type candidateList struct {
+	all []*compiled // in load order
+	// always are the rules of all without a guard; guarded, by field and
+	// value, those with one (each under every value it allows).
+	always  []*compiled
+	guarded [numGuards]map[string][]*compiled
+}
+
+func newCandidateList(rules []*compiled) *candidateList {
+	cl := &candidateList{all: rules}
+	for _, c := range rules {
+		if !c.guarded {
+			cl.always = append(cl.always, c)
+			continue
+		}
+		m := cl.guarded[c.guard]
+		if m == nil {
+			m = map[string][]*compiled{}
+			cl.guarded[c.guard] = m
+		}
+		for _, v := range c.guardValues {
+			if !slices.Contains(m[v], c) {
+				m[v] = append(m[v], c)
+			}
+		}
+	}
+	return cl
+}
+
+// forEvent returns the rules of cl whose guard, if any, allows ev, in
+// load order.
+func (cl *candidateList) forEvent(ev *audit.Event) ruleMerge {
+	var m ruleMerge
+	if len(cl.always) > 0 {
+		m.lists[0], m.n = cl.always, 1
+	}
+	for g, byValue := range cl.guarded {
+		if l := byValue[guardField(g).value(ev)]; len(l) > 0 {
+			m.lists[m.n] = l
+			m.n++
+		}
+	}
+	return m
+}
+
+// ruleMerge merges lists of rules, each in load order.
+type ruleMerge struct {
+	lists [numGuards + 1][]*compiled // the first n are not empty
+	n     int
+}
+
+// next returns the next rule in load order, nil at the end.
+func (m *ruleMerge) next() *compiled {
+	best := 0
+	switch m.n {
+	case 0:
+		return nil
+	case 1: // the common case: no guarded rule, or only guarded ones
+	default:
+		for i := 1; i < m.n; i++ {
+			if m.lists[i][0].order < m.lists[best][0].order {
+				best = i
+			}
+		}
+	}
+	l := m.lists[best]
+	c := l[0]
+	if len(l) == 1 {
+		m.n--
+		m.lists[best] = m.lists[m.n]
+		m.lists[m.n] = nil
+	} else {
+		m.lists[best] = l[1:]
+	}
+	return c
+}
+
+// buildCandidates computes, for every verb and resource the rules name, the
+// rules an event with that verb and resource runs, so that Evaluate finds
+// them with two map lookups.
+func (e *Engine) buildCandidates() {
+	resources := map[string]bool{}
+	for _, byRes := range e.index {
+		for r := range byRes {
+			if r != "*" {
+				resources[r] = true
+			}
+		}
+	}
+	build := func(verb string) *verbCandidates {
+		vc := &verbCandidates{byResource: map[string]*candidateList{}, other: newCandidateList(e.computeCandidates(verb, "*"))}
+		for r := range resources {
+			vc.byResource[r] = newCandidateList(e.computeCandidates(verb, r))
+		}
+		return vc
+	}
+	e.byVerb = map[string]*verbCandidates{}
+	for v := range e.index {
+		if v != "*" {
+			e.byVerb[v] = build(v)
+		}
+	}
+	e.otherVerbs = build("*")
+}
+
 // candidates returns the rules indexed for an event's verb and resource,
 // each once, in load order (so one event's alerts come in a stable order).
-// The list for each (verb, resource) is computed once and shared.
 func (e *Engine) candidates(ev *audit.Event) []*compiled {
-	res := ev.ObjectRef.Resource
-	if ev.ObjectRef.Subresource != "" {
-		res += "/" + ev.ObjectRef.Subresource
+	return e.candidateList(ev).all
+}
+
+func (e *Engine) candidateList(ev *audit.Event) *candidateList {
+	vc := e.byVerb[ev.Verb]
+	if vc == nil {
+		vc = e.otherVerbs
 	}
-	key := candidateKey{ev.Verb, res}
-	if c, ok := e.candidateCache.Load(key); ok {
-		return c.([]*compiled)
+	var (
+		out *candidateList
+		ok  bool
+	)
+	if ev.ObjectRef.Subresource == "" {
+		out, ok = vc.byResource[ev.ObjectRef.Resource]
+	} else {
+		// The key without allocating: the lookup does not keep it.
+		var buf [128]byte
+		key := append(append(append(buf[:0], ev.ObjectRef.Resource...), '/'), ev.ObjectRef.Subresource...)
+		out, ok = vc.byResource[string(key)]
 	}
-	out := e.computeCandidates(ev.Verb, res)
-	// Bounded: verbs and resources come from the API server, but a
-	// replayed file could hold anything.
-	if e.candidateCount.Add(1) < 100000 {
-		e.candidateCache.Store(key, out)
+	if !ok {
+		return vc.other
 	}
 	return out
 }
 
-type candidateKey struct{ verb, resource string }
-
+// computeCandidates returns the rules indexed for verb and res, and those
+// indexed for any ("*"), each once, in load order.
 func (e *Engine) computeCandidates(verb, res string) []*compiled {
 	var out []*compiled
 	for _, v := range [2]string{verb, "*"} {
@@ -277,15 +429,19 @@ func (e *Engine) Evaluate(ev *audit.Event) []finding.Alert {
 	if ev.Stage == "RequestReceived" {
 		return nil
 	}
+	cl := e.candidateList(ev)
+	if len(cl.all) == 0 {
+		return nil
+	}
 	var alerts []finding.Alert
-	act := newActivation(ev, nil)
-	var memo exemptMemo
-	for _, c := range e.candidates(ev) {
-		act.lists = c.lists
+	x := newEvaluation(ev)
+	defer x.release()
+	rules := cl.forEvent(ev)
+	for c := rules.next(); c != nil; c = rules.next() {
 		// The structured exceptions exempt most of the control plane's own
 		// traffic: test them (once per exceptions block and event) before
 		// any CEL runs.
-		if c.exemptStructured(ev, &memo) || !matches(c.condition, act) || c.exemptCEL(act) {
+		if c.exemptStructured(ev, &x.memo) || !x.matches(c.nativeCond, c.condition, c.lists) || x.exemptCEL(c) {
 			continue
 		}
 		if !e.state.firstAlertFor(ev.AuditID, c.ID) {
@@ -293,7 +449,7 @@ func (e *Engine) Evaluate(ev *audit.Event) []finding.Alert {
 		}
 		switch {
 		case c.Threshold != nil:
-			key := evalString(c.by, act)
+			key := x.str(c.nativeBy, c.by, c.lists)
 			ids, count, fire := e.state.threshold(c.ID, key, ev, c.Threshold)
 			if fire {
 				a := c.alert(ev, count)
@@ -301,7 +457,7 @@ func (e *Engine) Evaluate(ev *audit.Event) []finding.Alert {
 				alerts = append(alerts, a)
 			}
 		case c.FirstSeen != nil:
-			if e.state.firstSeen(c.ID, evalString(c.by, act), ev.Time(), c.FirstSeen) {
+			if e.state.firstSeen(c.ID, x.str(c.nativeBy, c.by, c.lists), ev.Time(), c.FirstSeen) {
 				alerts = append(alerts, c.alert(ev, 1))
 			}
 		default:
@@ -309,6 +465,71 @@ func (e *Engine) Evaluate(ev *audit.Event) []finding.Alert {
 		}
 	}
 	return alerts
+}
+
+// evaluation is what evaluating one event needs besides the rules: the
+// translated expressions' frame, the CEL activation (set up only when a
+// rule needs CEL) and the exceptions memo. Evaluations are pooled: most
+// events need no heap memory at all.
+type evaluation struct {
+	frame  frame
+	act    activation
+	actSet bool
+	memo   exemptMemo
+}
+
+var evaluations = sync.Pool{New: func() any { return new(evaluation) }}
+
+func newEvaluation(ev *audit.Event) *evaluation {
+	x := evaluations.Get().(*evaluation)
+	x.frame.ev = ev
+	return x
+}
+
+// release returns x to the pool, keeping nothing of its event.
+func (x *evaluation) release() {
+	x.frame = frame{}
+	if x.actSet {
+		x.act.reset()
+		x.actSet = false
+	}
+	x.memo = exemptMemo{}
+	evaluations.Put(x)
+}
+
+// activation returns the CEL activation over the event, with the lists of
+// the rule about to run.
+func (x *evaluation) activation(lists map[string][]string) *activation {
+	if !x.actSet {
+		x.act.ev, x.act.frame = x.frame.ev, &x.frame
+		x.actSet = true
+	}
+	x.act.lists = lists
+	return &x.act
+}
+
+// matches reports whether a boolean expression is true for the event:
+// its Go translation answers if it can, else the CEL program.
+func (x *evaluation) matches(native boolFn, p cel.Program, lists map[string][]string) bool {
+	if native != nil {
+		switch native(&x.frame) {
+		case triTrue:
+			return true
+		case triFalse:
+			return false
+		}
+	}
+	return matches(p, x.activation(lists))
+}
+
+// str evaluates a string expression ("" on error) as matches does.
+func (x *evaluation) str(native strFn, p cel.Program, lists map[string][]string) string {
+	if native != nil {
+		if s, ok := native(&x.frame); ok {
+			return s
+		}
+	}
+	return evalString(p, x.activation(lists))
 }
 
 func matches(p cel.Program, act *activation) bool {
@@ -364,13 +585,19 @@ func (c *compiled) exemptStructured(ev *audit.Event, memo *exemptMemo) bool {
 
 // exemptCEL reports whether a CEL exception of the rule or its file covers
 // the event.
-func (c *compiled) exemptCEL(act *activation) bool {
-	for _, p := range c.exceptCEL {
-		if matches(p, act) {
+func (x *evaluation) exemptCEL(c *compiled) bool {
+	for i, p := range c.exceptCEL {
+		if x.matches(c.nativeExcept[i], p, c.lists) {
 			return true
 		}
 	}
 	return false
+}
+
+// structured reports whether x has any exception besides its condition.
+func (x *Exceptions) structured() bool {
+	return len(x.Users) > 0 || len(x.Groups) > 0 || len(x.Namespaces) > 0 || len(x.ServiceAccounts) > 0 ||
+		len(x.UserAgents) > 0 || len(x.cidrs) > 0
 }
 
 func (x *Exceptions) covers(ev *audit.Event) bool {
@@ -386,10 +613,26 @@ func (x *Exceptions) covers(ev *audit.Event) bool {
 	if ev.ObjectRef.Namespace != "" && slices.Contains(x.Namespaces, ev.ObjectRef.Namespace) {
 		return true
 	}
-	if rest, ok := strings.CutPrefix(u.Username, "system:serviceaccount:"); ok {
-		sa := strings.Replace(rest, ":", "/", 1)
-		for _, pattern := range x.ServiceAccounts {
-			if ok, _ := path.Match(pattern, sa); ok {
+	if rest, ok := strings.CutPrefix(u.Username, "system:serviceaccount:"); ok && len(x.sas) > 0 {
+		// The account is "namespace/name": rest with its first ':' a '/'.
+		// Most patterns differ from it in their literal part, so compare
+		// that first, without building the name.
+		colon := strings.IndexByte(rest, ':')
+		sa := ""
+		for _, p := range x.sas {
+			if !saHasPrefix(rest, colon, p.literal) {
+				continue
+			}
+			if p.exact {
+				if len(rest) == len(p.pattern) {
+					return true
+				}
+				continue
+			}
+			if sa == "" {
+				sa = strings.Replace(rest, ":", "/", 1)
+			}
+			if ok, _ := path.Match(p.pattern, sa); ok {
 				return true
 			}
 		}
@@ -411,6 +654,24 @@ func (x *Exceptions) covers(ev *audit.Event) bool {
 	return false
 }
 
+// saHasPrefix reports whether rest, with its byte at colon (if any) read
+// as '/', starts with prefix.
+func saHasPrefix(rest string, colon int, prefix string) bool {
+	if len(rest) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := rest[i]
+		if i == colon {
+			c = '/'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // alert builds the alert for ev; count is the threshold count (1 otherwise).
 func (c *compiled) alert(ev *audit.Event, count int) finding.Alert {
 	res := ev.ObjectRef.Resource
@@ -424,44 +685,105 @@ func (c *compiled) alert(ev *audit.Event, count int) finding.Alert {
 	if object == "" {
 		object = ev.RequestURI
 	}
-	sourceIP := ""
-	if len(ev.SourceIPs) > 0 {
-		sourceIP = ev.SourceIPs[0]
-	}
-	vars := map[string]string{
-		"user": ev.User.Username, "verb": ev.Verb, "resource": res,
-		"namespace": ev.ObjectRef.Namespace, "name": ev.ObjectRef.Name,
-		"sourceIP": sourceIP, "userAgent": ev.UserAgent,
-		"code": strconv.Itoa(int(ev.ResponseStatus.Code)), "count": strconv.Itoa(count),
-		"impersonated": impersonated(ev),
-	}
-	objects := map[string]json.RawMessage{"requestObject": ev.RequestObject, "responseObject": ev.ResponseObject}
-	decoded := map[string]any{} // the recorded objects, decoded on first use
-	// One pass over the template: a value (a Kubernetes Event's message,
-	// say) that looks like a placeholder stays as it is.
-	msg := placeholder.ReplaceAllStringFunc(c.Output, func(p string) string {
-		name := p[1 : len(p)-1]
-		if v, ok := vars[name]; ok {
-			return v
-		}
-		root, field, _ := strings.Cut(name, ".")
-		raw, ok := objects[root]
-		if !ok || field == "" {
-			return p
-		}
-		obj, ok := decoded[root]
-		if !ok {
-			obj = decodeRaw(raw)
-			decoded[root] = obj
-		}
-		return fieldString(obj, field)
-	})
 	return finding.Alert{
 		Rule: c.ID, Title: c.Title, Severity: c.sev, MITRE: c.MITRE, Tags: c.Tags,
 		Time: ev.Time(), AuditIDs: []string{ev.AuditID},
 		User: ev.User.Username, Groups: ev.User.Groups, SourceIPs: ev.SourceIPs, UserAgent: ev.UserAgent,
-		Verb: ev.Verb, Namespace: ev.ObjectRef.Namespace, Object: object, Message: msg,
+		Verb: ev.Verb, Namespace: ev.ObjectRef.Namespace, Object: object, Message: c.message(ev, res, count),
 	}
+}
+
+// outputPart is a piece of a rule's output: literal text, or a placeholder
+// (text is then the placeholder as written, "{user}").
+type outputPart struct {
+	text        string
+	placeholder bool
+}
+
+// parseOutput splits an output template at its placeholders, once at load.
+func parseOutput(out string) []outputPart {
+	var parts []outputPart
+	last := 0
+	for _, m := range placeholder.FindAllStringIndex(out, -1) {
+		if m[0] > last {
+			parts = append(parts, outputPart{text: out[last:m[0]]})
+		}
+		parts = append(parts, outputPart{text: out[m[0]:m[1]], placeholder: true})
+		last = m[1]
+	}
+	if last < len(out) {
+		parts = append(parts, outputPart{text: out[last:]})
+	}
+	return parts
+}
+
+// message fills the rule's output for ev. One pass over the template: a
+// value (a Kubernetes Event's message, say) that looks like a placeholder
+// stays as it is.
+func (c *compiled) message(ev *audit.Event, res string, count int) string {
+	var b strings.Builder
+	var decoded [2]any // the recorded objects, decoded on first use
+	var isDecoded [2]bool
+	for _, p := range c.output {
+		if !p.placeholder {
+			b.WriteString(p.text)
+			continue
+		}
+		name := p.text[1 : len(p.text)-1]
+		if v, ok := outputVar(ev, name, res, count); ok {
+			b.WriteString(v)
+			continue
+		}
+		root, field, _ := strings.Cut(name, ".")
+		i := 0
+		raw := ev.RequestObject
+		switch root {
+		case "requestObject":
+		case "responseObject":
+			i, raw = 1, ev.ResponseObject
+		default:
+			field = ""
+		}
+		if field == "" {
+			b.WriteString(p.text)
+			continue
+		}
+		if !isDecoded[i] {
+			decoded[i], isDecoded[i] = decodeRaw(raw), true
+		}
+		b.WriteString(fieldString(decoded[i], field))
+	}
+	return b.String()
+}
+
+// outputVar returns the value of an output variable ({user}, {verb}, ...).
+func outputVar(ev *audit.Event, name, res string, count int) (string, bool) {
+	switch name {
+	case "user":
+		return ev.User.Username, true
+	case "verb":
+		return ev.Verb, true
+	case "resource":
+		return res, true
+	case "namespace":
+		return ev.ObjectRef.Namespace, true
+	case "name":
+		return ev.ObjectRef.Name, true
+	case "sourceIP":
+		if len(ev.SourceIPs) > 0 {
+			return ev.SourceIPs[0], true
+		}
+		return "", true
+	case "userAgent":
+		return ev.UserAgent, true
+	case "code":
+		return strconv.Itoa(int(ev.ResponseStatus.Code)), true
+	case "count":
+		return strconv.Itoa(count), true
+	case "impersonated":
+		return impersonated(ev), true
+	}
+	return "", false
 }
 
 // placeholder is a name in braces in a rule's output.

@@ -87,6 +87,14 @@ type Exceptions struct {
 	Condition string `yaml:"condition"`
 
 	cidrs []netip.Prefix
+	sas   []saPattern
+}
+
+// saPattern is one of ServiceAccounts, with the literal text before its
+// first wildcard: a name that does not start with it cannot match.
+type saPattern struct {
+	pattern, literal string
+	exact            bool // no wildcard: the pattern is the name
 }
 
 // Threshold makes a rule alert when Count matching events with the same By
@@ -221,10 +229,16 @@ func (x *Exceptions) validate() []string {
 		}
 		x.cidrs = append(x.cidrs, prefix)
 	}
+	x.sas = nil
 	for _, sa := range x.ServiceAccounts {
 		if ns, name, ok := strings.Cut(sa, "/"); !ok || ns == "" || name == "" {
 			p = append(p, fmt.Sprintf("serviceAccounts: %q is not namespace/name", sa))
 		}
+		lit := sa
+		if i := strings.IndexAny(sa, `*?[\`); i >= 0 {
+			lit = sa[:i]
+		}
+		x.sas = append(x.sas, saPattern{pattern: sa, literal: lit, exact: lit == sa})
 	}
 	return p
 }
