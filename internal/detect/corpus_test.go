@@ -16,6 +16,53 @@ import (
 	"github.com/kustode/kustode/internal/testcorpus"
 )
 
+// corpusTally counts how a detector's verdicts agree with labels.
+type corpusTally struct{ tp, fn, fp, tn int }
+
+func (x *corpusTally) add(y corpusTally) {
+	x.tp, x.fn, x.fp, x.tn = x.tp+y.tp, x.fn+y.fn, x.fp+y.fp, x.tn+y.tn
+}
+
+func (x corpusTally) recall() float64    { return float64(x.tp) / float64(max(x.tp+x.fn, 1)) }
+func (x corpusTally) precision() float64 { return float64(x.tp) / float64(max(x.tp+x.fp, 1)) }
+
+// replayed is one event of a replay: who made the request, and the IDs of
+// the rules that fired on it.
+type replayed struct {
+	user  string
+	rules []string
+}
+
+// firedAny reports whether one of ids fired on the event.
+func (r replayed) firedAny(ids []string) bool {
+	return slices.ContainsFunc(r.rules, func(id string) bool { return slices.Contains(ids, id) })
+}
+
+// replayDefault replays data (audit events in any format audit.Read takes)
+// through a fresh engine running the default rules.
+func replayDefault(t *testing.T, data []byte, source string) []replayed {
+	t.Helper()
+	engine, err := NewEngine(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []replayed
+	_, err = audit.Read(t.Context(), bytes.NewReader(data), audit.SinkFunc(func(_ context.Context, evs []audit.Event) error {
+		for i := range evs {
+			r := replayed{user: evs[i].User.Username}
+			for _, a := range engine.Evaluate(&evs[i]) {
+				r.rules = append(r.rules, a.Rule)
+			}
+			out = append(out, r)
+		}
+		return nil
+	}), audit.ReadOptions{Source: source})
+	if err != nil {
+		t.Fatalf("%s: %v", source, err)
+	}
+	return out
+}
+
 // pantherToKustode maps the Panther rules of the shared corpus to the
 // kustode rules that detect the same thing. Panther rules with no
 // counterpart (IOC lists, ingress TLS, multi-event correlations that a
@@ -71,9 +118,8 @@ func TestPantherRecallPrecision(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := bytes.Split(bytes.TrimRight(events, "\n"), []byte("\n"))
-	type tally struct{ tp, fn, fp, tn int }
-	per := map[string]*tally{}
-	var total tally
+	per := map[string]*corpusTally{}
+	var total corpusTally
 	sc := bufio.NewScanner(bytes.NewReader(labels))
 	sc.Scan() // header
 	for sc.Scan() {
@@ -90,28 +136,16 @@ func TestPantherRecallPrecision(t *testing.T) {
 			continue
 		}
 		expected := f[4] == "True"
-		engine, err := NewEngine(Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		fired := false
-		_, err = audit.Read(context.Background(), bytes.NewReader(lines[line-1]), audit.SinkFunc(func(_ context.Context, evs []audit.Event) error {
-			for i := range evs {
-				for _, a := range engine.Evaluate(&evs[i]) {
-					fired = fired || slices.Contains(ours, a.Rule)
-				}
-			}
-			return nil
-		}), audit.ReadOptions{Source: fmt.Sprintf("events.jsonl:%d", line)})
-		if err != nil {
-			t.Fatalf("line %d: %v", line, err)
+		for _, ev := range replayDefault(t, lines[line-1], fmt.Sprintf("events.jsonl:%d", line)) {
+			fired = fired || ev.firedAny(ours)
 		}
 		tl := per[f[1]]
 		if tl == nil {
-			tl = &tally{}
+			tl = &corpusTally{}
 			per[f[1]] = tl
 		}
-		for _, x := range []*tally{tl, &total} {
+		for _, x := range []*corpusTally{tl, &total} {
 			switch {
 			case expected && fired:
 				x.tp++
@@ -133,8 +167,7 @@ func TestPantherRecallPrecision(t *testing.T) {
 		x := per[n]
 		t.Logf("%-72s tp %2d fn %2d fp %2d tn %2d", n, x.tp, x.fn, x.fp, x.tn)
 	}
-	recall := float64(total.tp) / float64(max(total.tp+total.fn, 1))
-	precision := float64(total.tp) / float64(max(total.tp+total.fp, 1))
+	recall, precision := total.recall(), total.precision()
 	t.Logf("over %d labelled records of %d mapped rules: recall %.2f (%d/%d), precision %.2f (%d/%d)",
 		total.tp+total.fn+total.fp+total.tn, len(per), recall, total.tp, total.tp+total.fn, precision, total.tp, total.tp+total.fp)
 	if recall < minPantherRecall || precision < minPantherPrecision {
