@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -34,7 +36,6 @@ type (
 	}
 	sarifRule struct {
 		ID                   string          `json:"id"`
-		Name                 string          `json:"name"`
 		ShortDescription     sarifText       `json:"shortDescription"`
 		FullDescription      sarifText       `json:"fullDescription"`
 		Help                 sarifText       `json:"help"`
@@ -115,8 +116,9 @@ func (r Report) WriteSARIF(w io.Writer, checks []*Check, toolVersion string) err
 			tags = append(tags, "mitre-"+strings.ToLower(id))
 		}
 		driver.Rules = append(driver.Rules, sarifRule{
+			// No name: the id is already readable, and SARIF wants a name
+			// only where it differs from the id.
 			ID:                   c.ID,
-			Name:                 c.ID,
 			ShortDescription:     sarifText{c.Title},
 			FullDescription:      sarifText{c.Description},
 			Help:                 sarifText{"Fix: " + c.Remediation},
@@ -162,5 +164,11 @@ func sarifURI(file string) string {
 	case "<stdin>":
 		return "stdin"
 	}
-	return filepath.ToSlash(strings.TrimPrefix(filepath.Clean(file), "./"))
+	file = filepath.ToSlash(strings.TrimPrefix(filepath.Clean(file), "./"))
+	if path.IsAbs(file) {
+		// An absolute path is a file: URI (a URI reference may not
+		// start with a slash where SARIF expects a relative one).
+		return (&url.URL{Scheme: "file", Path: file}).String()
+	}
+	return (&url.URL{Path: file}).String() // escaped: spaces, '%', '#', '?'
 }
