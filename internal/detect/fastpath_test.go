@@ -169,7 +169,7 @@ func checkPlain(t testing.TB, raw []byte) (plain bool) {
 	}
 	var got *podSecurity
 	if kindOK {
-		if spec, ok, err := podSecurityOf(kind, raw); ok && err == nil {
+		if spec, ok, err := podSecurityPlain(kind, raw); ok && err == nil {
 			got = spec
 		}
 	}
@@ -204,6 +204,21 @@ var plainSamples = []string{
 	`{"kind":"Pod","spec":{"nodeSelector":{"a":"b","A":"c"}}}`, `{"kind":"Pod","spec":{"hostNetwork":tru}}`, `{"kind":"Pod","spec":{"x":01}}`,
 	`{"kind":"Pod","spec":{"x":-}}`, `{"kind":"Pod","spec":{"x":"\q"}}`, `{"kind":"Pod","spec":{"x":"` + "\x01" + `"}}`,
 	`{"kind":"Pod","spec":{"x":[1,2,{"y":[true,false,null]}]}}`, `{"kind":"Pod","spec":{"x":1E2}}`,
+	// podSecurityPlain's way down to the spec and through the slices.
+	`{"kind":"Pod","spec":"x"}`, `{"kind":"Pod","spec":null}`, `{"kind":"Pod","SPEC":{"HostPid":true}}`, `{"kind":"Pod","spec":[]}`,
+	`{"kind":"Deployment","spec":{"template":5}}`, `{"kind":"Deployment","spec":{}}`, `{"kind":"Deployment","spec":null}`,
+	`{"kind":"Job","spec":{"Template":{"Spec":{"hostNetwork":true}}}}`, `{"kind":"Deployment","spec":{"template":{"spec":null}}}`,
+	`{"kind":"CronJob","spec":{"jobTemplate":null}}`, `{"kind":"CronJob","spec":{"jobTemplate":{"spec":"x"}}}`,
+	`{"kind":"PodTemplate","template":{"spec":{"hostIPC":true}}}`, `{"kind":"PodTemplate","template":null}`, `{"kind":"PodTemplate"}`,
+	`{"kind":"Pod","spec":{"containers":[]}}`, `{"kind":"Pod","spec":{"containers":null}}`, `{"kind":"Pod","spec":{"containers":[null,{}]}}`,
+	`{"kind":"Pod","spec":{"containers":[5]}}`, `{"kind":"Pod","spec":{"containers":{}}}`, `{"kind":"Pod","spec":{"hostNetwork":"true"}}`,
+	`{"kind":"Pod","spec":{"hostNetwork":null,"hostPID":1}}`,
+	`{"kind":"Pod","spec":{"initContainers":[{"name":"a","SecurityContext":{"Privileged":true,"capabilities":{"ADD":["NET_RAW"]}}}],"ephemeralContainers":[{"securityContext":null}]}}`,
+	`{"kind":"Pod","spec":{"containers":[{"securityContext":{"privileged":"yes"}}]}}`, `{"kind":"Pod","spec":{"containers":[{"securityContext":[]}]}}`,
+	`{"kind":"Pod","spec":{"volumes":[{"name":"a","hostPath":{"path":"/x","type":"Directory"}},{"name":"b","emptyDir":{}},null]}}`,
+	`{"kind":"Pod","spec":{"volumes":[{"hostPath":null},{"HOSTPATH":{"PATH":"/etc"}}]}}`, `{"kind":"Pod","spec":{"volumes":[{"hostPath":{"path":5}}]}}`,
+	` { "kind" : "Pod" , "spec" : { "containers" : [ { "securityContext" : { "privileged" : true } } , { } ] , "volumes" : [ ] } } `,
+	`{"kind":"Pod","spec":{"containers":[{"env":[{"name":"A","value":"x\"}]"}],"securityContext":{"privileged":true}}]}}`,
 }
 
 // The plain-object path gives the pod helpers what the round trip through

@@ -120,7 +120,7 @@ func (f *frame) podSpec(i int) *podSecurity {
 		case len(f.raw(i)) == 0:
 		case f.plainObject(i).plain:
 			if r.kindOK {
-				if spec, ok, err := podSecurityOf(r.kind, f.raw(i)); ok && err == nil {
+				if spec, ok, err := podSecurityPlain(r.kind, f.raw(i)); ok && err == nil {
 					r.spec = spec
 				}
 			}

@@ -3,6 +3,9 @@ package detect
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
 )
 
 // Why this exists: the pod helpers read a recorded object's pod spec as
@@ -302,4 +305,220 @@ func (p *plainParser) number() bool {
 		return false
 	}
 	return true
+}
+
+// podSecurityPlain is podSecurityOf for a plain object (plainObject said
+// so), without encoding/json's walk over the whole object: it goes down to
+// the pod spec by the members encoding/json would match (keys equal
+// ignoring case; a plain object has at most one such per object) and
+// decodes only the values podSecurity reads, the containers' securityContext
+// and the volumes' hostPath rather than whole containers and volumes. The
+// result and the failures are podSecurityOf's: a member that should be an
+// object and is something else than an object or null is an error, null is
+// a zero value, a missing template an error (TestPlainObjectMatchesRoundTrip
+// and FuzzPlainObject compare the two).
+func podSecurityPlain(kind string, raw []byte) (*podSecurity, bool, error) {
+	var path []string
+	switch kind {
+	case "Pod":
+		path = []string{"spec"}
+	case "Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job":
+		path = []string{"spec", "template", "spec"}
+	case "CronJob":
+		path = []string{"spec", "jobTemplate", "spec", "template", "spec"}
+	case "PodTemplate":
+		path = []string{"template", "spec"}
+	default:
+		return nil, false, nil
+	}
+	obj := raw[skipSpace(raw, 0):]
+	for _, name := range path {
+		v, err := objectOrNull(plainMember(obj, name))
+		if err != nil {
+			return nil, true, fmt.Errorf("decode %s: %s: %w", kind, name, err)
+		}
+		if v == nil && name == "template" {
+			return nil, true, fmt.Errorf("%s has no template", kind)
+		}
+		obj = v // nil: every member below is absent
+	}
+	spec := &podSecurity{}
+	var err error
+	for key, val := range plainMembers(obj) {
+		switch {
+		case bytes.EqualFold(key, []byte("hostNetwork")):
+			err = json.Unmarshal(val, &spec.HostNetwork)
+		case bytes.EqualFold(key, []byte("hostPID")):
+			err = json.Unmarshal(val, &spec.HostPID)
+		case bytes.EqualFold(key, []byte("hostIPC")):
+			err = json.Unmarshal(val, &spec.HostIPC)
+		case bytes.EqualFold(key, []byte("volumes")):
+			spec.Volumes, err = plainSlice(val, "hostPath", func(v *podVolume, val []byte) error { return json.Unmarshal(val, &v.HostPath) })
+		case bytes.EqualFold(key, []byte("containers")):
+			spec.Containers, err = plainSlice(val, "securityContext", containerSecurityOf)
+		case bytes.EqualFold(key, []byte("initContainers")):
+			spec.InitContainers, err = plainSlice(val, "securityContext", containerSecurityOf)
+		case bytes.EqualFold(key, []byte("ephemeralContainers")):
+			spec.EphemeralContainers, err = plainSlice(val, "securityContext", containerSecurityOf)
+		}
+		if err != nil {
+			return nil, true, fmt.Errorf("decode %s: %w", kind, err)
+		}
+	}
+	return spec, true, nil
+}
+
+func containerSecurityOf(c *containerSecurity, val []byte) error {
+	return json.Unmarshal(val, &c.SecurityContext)
+}
+
+// plainSlice decodes an array of objects of which only the member name is
+// read (by set), as encoding/json decodes it into a slice of structs: null
+// is a nil slice, [] an empty one, a null element a zero one.
+func plainSlice[T any](val []byte, name string, set func(*T, []byte) error) ([]T, error) {
+	if val[0] == 'n' {
+		return nil, nil
+	}
+	if val[0] != '[' {
+		return nil, errors.New("not an array")
+	}
+	out := []T{}
+	for el := range plainElements(val) {
+		var t T
+		obj, err := objectOrNull(el)
+		if err != nil {
+			return nil, err
+		}
+		if v := plainMember(obj, name); v != nil {
+			if err := set(&t, v); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// objectOrNull returns v if it is an object, nil if it is null or absent
+// (nil), and an error otherwise.
+func objectOrNull(v []byte) ([]byte, error) {
+	switch {
+	case v == nil || v[0] == 'n':
+		return nil, nil
+	case v[0] == '{':
+		return v, nil
+	}
+	return nil, errors.New("not an object")
+}
+
+// plainMember returns the value of the member of obj (a plain object, or
+// nil) whose key equals name ignoring case, nil if there is none.
+func plainMember(obj []byte, name string) []byte {
+	for key, val := range plainMembers(obj) {
+		if bytes.EqualFold(key, []byte(name)) {
+			return val
+		}
+	}
+	return nil
+}
+
+// plainMembers yields the keys and values of obj, a valid JSON object whose
+// keys have no escapes (a plain object's), or nothing for nil.
+func plainMembers(obj []byte) iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		if obj == nil {
+			return
+		}
+		i := skipSpace(obj, 1)
+		for i < len(obj) && obj[i] == '"' {
+			end := skipValue(obj, i)
+			key := obj[i+1 : end-1]
+			i = skipSpace(obj, end)
+			i = skipSpace(obj, i+1) // ':'
+			end = skipValue(obj, i)
+			if !yield(key, obj[i:end]) {
+				return
+			}
+			i = skipSpace(obj, end)
+			if obj[i] == ',' {
+				i = skipSpace(obj, i+1)
+			}
+		}
+	}
+}
+
+// plainElements yields the elements of arr, a valid JSON array.
+func plainElements(arr []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		i := skipSpace(arr, 1)
+		for i < len(arr) && arr[i] != ']' {
+			end := skipValue(arr, i)
+			if !yield(arr[i:end]) {
+				return
+			}
+			i = skipSpace(arr, end)
+			if arr[i] == ',' {
+				i = skipSpace(arr, i+1)
+			}
+		}
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value starting at data[i].
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(data) {
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// skipString returns the end of the string literal starting at data[i].
+func skipString(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
 }
