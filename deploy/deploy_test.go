@@ -454,6 +454,14 @@ func verifyConfig(t *testing.T, in install, ns string, pod *corev1.PodTemplateSp
 	if c.Resources.Limits.Memory().IsZero() || c.Resources.Limits.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
 		t.Errorf("container resources: want memory and CPU limits and a memory request, have %v", c.Resources)
 	}
+	// The Go runtime's soft limit sits below the container's hard one,
+	// leaving room for memory the runtime does not manage.
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+	if i < 0 {
+		t.Errorf("container env: no GOMEMLIMIT, want one below the memory limit %s", c.Resources.Limits.Memory())
+	} else if n, err := strconv.ParseInt(c.Env[i].Value, 10, 64); err != nil || n <= c.Resources.Limits.Memory().Value()/2 || n >= c.Resources.Limits.Memory().Value() {
+		t.Errorf("container env GOMEMLIMIT=%q: want a number of bytes between half the memory limit %s and the limit", c.Env[i].Value, c.Resources.Limits.Memory())
+	}
 	sc := pod.Spec.SecurityContext
 	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 65532 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
 		t.Errorf("pod securityContext: want runAsNonRoot and runAsUser 65532 (the image's nonroot user)")
@@ -584,6 +592,8 @@ func TestChart(t *testing.T) {
 			args: []string{"--set", "auditWebhook.token.existingSecret=my-token,store.postgres.existingSecret=my-db,persistence.enabled=true,persistence.existingClaim=my-data"}},
 		{name: "no network policy, aggregated roles", release: "kustode", namespace: "kustode",
 			args: []string{"--set", "networkPolicy.enabled=false,rbac.aggregateToDefaultRoles=true,config.log.level=debug"}},
+		{name: "memory limit in decimal units", release: "kustode", namespace: "kustode",
+			args: []string{"--set", "resources.limits.memory=3G,resources.requests.memory=2G"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,7 +41,7 @@ func (r *alertRecorder) rules() []string {
 // after a grace period; alerts raised while the store is down are stored
 // when it is back.
 func TestCoverage(t *testing.T) {
-	inv := NewInventory(nil, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	inv := NewInventory(nil, nil, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	inv.status = map[string]*KindStatus{
 		"Pod":    {Kind: "Pod", Synced: true},
 		"Secret": {Kind: "Secret", Forbidden: true, Error: "secrets is forbidden"},

@@ -95,6 +95,12 @@ func New(ctx context.Context, cfg config.Config, restCfg *rest.Config, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	// The informers and the event source read the built-in kinds in
+	// protobuf: decoding JSON was most of serve's start-up.
+	watchClient, err := kubernetes.NewForConfig(ProtobufConfig(restCfg))
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
 	dyn, err := dynamic.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -140,7 +146,7 @@ func New(ctx context.Context, cfg config.Config, restCfg *rest.Config, log *slog
 		return nil, err
 	}
 	d.exceptions.Store(exc)
-	d.inv = NewInventory(dyn, meta, disc, cfg.Posture.Namespaces, log.With("component", "inventory"), nil)
+	d.inv = NewInventory(watchClient, dyn, meta, disc, cfg.Posture.Namespaces, log.With("component", "inventory"), nil)
 	d.posture = NewPosture(d.inv, d.baseEngine.WithExceptions(exc), d.store, d.m, log.With("component", "posture"))
 	d.inv.onChange = d.posture.Changed
 	if cfg.Posture.Resync > 0 {
@@ -163,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, restCfg *rest.Config, log *slog
 	}
 	if cfg.Events.Enabled {
 		sink := d.sink("kubernetes-events", nil)
-		d.events = NewEvents(client, sink, d.store, log.With("component", "events"), func(n int) {
+		d.events = NewEvents(watchClient, sink, d.store, log.With("component", "events"), func(n int) {
 			d.m.eventsDropped.WithLabelValues("kubernetes-events", "queue").Add(float64(n))
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,7 +51,7 @@ type Events struct {
 	FirstRunWindow time.Duration
 
 	queue  chan *corev1.Event
-	synced func() bool
+	synced atomic.Pointer[[]cache.InformerSynced]
 }
 
 // NewEvents returns an event source feeding sink.
@@ -128,6 +129,17 @@ func interesting(e *corev1.Event) bool {
 	return e.Type == corev1.EventTypeWarning || e.Reason == "Pulling" || e.Reason == "Pulled"
 }
 
+// eventSelectors are the field selectors of the interesting events, one
+// watch each (a field selector cannot express "or"), disjoint so that no
+// event arrives twice: the API server filters, and the Normal events of a
+// busy cluster (scheduling, container starts, scaling) are neither sent nor
+// decoded nor kept.
+var eventSelectors = []string{
+	"type=" + corev1.EventTypeWarning,
+	"type!=" + corev1.EventTypeWarning + ",reason=Pulling",
+	"type!=" + corev1.EventTypeWarning + ",reason=Pulled",
+}
+
 // eventTime is when an event last happened.
 func eventTime(e *corev1.Event) time.Time {
 	switch {
@@ -142,8 +154,19 @@ func eventTime(e *corev1.Event) time.Time {
 	}
 }
 
-// Synced reports whether the events informer has synced.
-func (s *Events) Synced() bool { return s.synced != nil && s.synced() }
+// Synced reports whether the events informers have synced.
+func (s *Events) Synced() bool {
+	fs := s.synced.Load()
+	if fs == nil {
+		return false
+	}
+	for _, f := range *fs {
+		if !f() {
+			return false
+		}
+	}
+	return true
+}
 
 // Start watches events and evaluates them until ctx is done; it blocks.
 func (s *Events) Start(ctx context.Context) error {
@@ -157,44 +180,44 @@ func (s *Events) Start(ctx context.Context) error {
 		}
 	}
 	res := s.client.CoreV1().Events("")
-	inf := cache.NewSharedIndexInformerWithOptions(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return res.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return res.Watch(ctx, o)
-		},
-	}, &corev1.Event{}, cache.SharedIndexInformerOptions{ObjectDescription: "Event"})
-	// Keep only what the rules read; uninteresting events keep their name.
-	_ = inf.SetTransform(func(o any) (any, error) {
-		e, ok := o.(*corev1.Event)
-		if !ok {
-			return o, nil
-		}
-		e.ManagedFields = nil
-		if !interesting(e) {
-			return &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: e.Name, Namespace: e.Namespace, ResourceVersion: e.ResourceVersion, UID: e.UID}}, nil
-		}
-		return e, nil
-	})
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) {
-			e, ok := o.(*corev1.Event)
-			if !ok || !interesting(e) {
-				return
-			}
-			select {
-			case s.queue <- e:
-			default:
-				s.drops(1)
-				s.log.Warn("events: queue full, event not evaluated", "event", e.Namespace+"/"+e.Name, "reason", e.Reason)
-			}
-		},
-	})
-	s.synced = inf.HasSynced
 	var wg sync.WaitGroup
-	wg.Go(func() { inf.RunWithContext(ctx) })
 	defer wg.Wait()
+	var synced []cache.InformerSynced
+	for _, sel := range eventSelectors {
+		inf := cache.NewSharedIndexInformerWithOptions(&cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				o.FieldSelector = sel
+				return res.List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				o.FieldSelector = sel
+				return res.Watch(ctx, o)
+			},
+		}, &corev1.Event{}, cache.SharedIndexInformerOptions{ObjectDescription: "Event " + sel})
+		_ = inf.SetTransform(func(o any) (any, error) {
+			if e, ok := o.(*corev1.Event); ok {
+				e.ManagedFields = nil
+			}
+			return o, nil
+		})
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(o any) {
+				e, ok := o.(*corev1.Event)
+				if !ok || !interesting(e) {
+					return
+				}
+				select {
+				case s.queue <- e:
+				default:
+					s.drops(1)
+					s.log.Warn("events: queue full, event not evaluated", "event", e.Namespace+"/"+e.Name, "reason", e.Reason)
+				}
+			},
+		})
+		synced = append(synced, inf.HasSynced)
+		wg.Go(func() { inf.RunWithContext(ctx) })
+	}
+	s.synced.Store(&synced)
 
 	batch := make([]audit.Event, 0, 100)
 	var pending []*corev1.Event

@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -154,23 +156,23 @@ func (p *Posture) evaluate(ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	objs := p.inv.Snapshot()
-	ix := posture.NewIndex(objs)
+	entries := p.inv.snapshot()
+	objs, ix := indexEntries(entries)
 	engine := p.engine.Load()
 
 	var scope store.Scope
-	var targets []*kube.Object
+	var targets []int
 	if full {
 		scope.All = true
-		for i := range objs {
-			targets = append(targets, &objs[i])
+		targets = make([]int, len(entries))
+		for i := range targets {
+			targets[i] = i
 		}
 	} else {
 		affected := dependants(dirty, objs)
 		for i := range objs {
-			k := keyOf(&objs[i])
-			if _, ok := affected[k]; ok {
-				targets = append(targets, &objs[i])
+			if _, ok := affected[keyOf(&objs[i])]; ok {
+				targets = append(targets, i)
 			}
 		}
 		// Deleted objects are in scope too: their findings resolve.
@@ -178,14 +180,7 @@ func (p *Posture) evaluate(ctx context.Context) {
 			scope.Objects = append(scope.Objects, finding.ObjectRef{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name})
 		}
 	}
-	var current []finding.Finding
-	for _, o := range targets {
-		fs, err := engine.RunObject(o, ix)
-		if err != nil {
-			p.log.Warn("posture: cannot judge object", "object", o.Ref.String(), "err", err)
-		}
-		current = append(current, fs...)
-	}
+	current := p.judge(engine, ix, entries, objs, targets)
 	now := time.Now().UTC()
 	res, err := p.store.SyncFindings(ctx, scope, current, now)
 	if err != nil {
@@ -214,11 +209,86 @@ func (p *Posture) evaluate(ctx context.Context) {
 	if pt, err := p.store.Summary(ctx, now); err == nil {
 		p.metrics.setOpenFindings(pt.BySeverity)
 	}
+	if full {
+		// A full evaluation (at start-up, after decoding every object; at
+		// each resync) judges and stores every object at once, with
+		// several times the memory serve keeps: give it back to the system
+		// now rather than as the runtime's scavenger gets to it.
+		debug.FreeOSMemory()
+	}
+}
+
+// indexEntries returns the objects of entries as the posture index holds
+// them, and the index. The index holds every judged object, but only the
+// kinds other objects' findings depend on are read through it and only
+// those are ready (see entry): the others have their reference only, and
+// judge decodes them one by one.
+func indexEntries(entries []*entry) ([]kube.Object, *posture.Index) {
+	objs := make([]kube.Object, len(entries))
+	for i, e := range entries {
+		if e.obj != nil {
+			objs[i] = *e.obj
+		} else {
+			objs[i] = kube.Object{Ref: e.objectRef()}
+		}
+	}
+	return objs, posture.NewIndex(objs)
+}
+
+// judge runs the engine on the objects at targets (indexes into entries
+// and objs), on every CPU, and returns their findings in target order.
+// Encoded objects are decoded for the time they are judged.
+func (p *Posture) judge(engine *posture.Engine, ix *posture.Index, entries []*entry, objs []kube.Object, targets []int) []finding.Finding {
+	results := make([][]finding.Finding, len(targets))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(targets), 1)) {
+		wg.Go(func() {
+			for {
+				n := int(next.Add(1)) - 1
+				if n >= len(targets) {
+					return
+				}
+				i := targets[n]
+				o := &objs[i]
+				if entries[i].obj == nil {
+					dec, err := entries[i].object()
+					if err != nil {
+						p.log.Warn("posture: cannot judge object", "object", o.Ref.String(), "err", err)
+						continue
+					}
+					o = &dec
+				}
+				fs, err := engine.RunObject(o, ix)
+				if err != nil {
+					p.log.Warn("posture: cannot judge object", "object", o.Ref.String(), "err", err)
+				}
+				results[n] = fs
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, fs := range results {
+		total += len(fs)
+	}
+	current := make([]finding.Finding, 0, total)
+	for _, fs := range results {
+		current = append(current, fs...)
+	}
+	return current
 }
 
 func keyOf(o *kube.Object) objKey {
 	return objKey{Kind: o.Ref.Kind, Namespace: o.Ref.Namespace, Name: o.Ref.Name}
 }
+
+// contextKinds are the kinds whose objects other objects' findings depend
+// on (see dependants): the RBAC kinds and ServiceAccounts, NetworkPolicies
+// and PeerAuthentications, Namespaces and RuntimeClasses. They are the only
+// kinds checks read through the posture index (TestContextKinds proves it
+// over the checks' fixtures).
+var contextKinds = append(slices.Clone(rbacKinds), "NetworkPolicy", "PeerAuthentication", "Namespace", "RuntimeClass")
 
 // rbacKinds are judged together: a binding's findings depend on the roles it
 // names and the service accounts it binds, a role's on who it is bound to.

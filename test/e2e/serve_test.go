@@ -714,6 +714,44 @@ func TestServeAuditLogRestart(t *testing.T) {
 	}
 }
 
+// TestServeEventSelectors: serve asks the API server only for the Events a
+// rule can match (field selectors), so both kinds must arrive: a Warning,
+// and a Normal image pull, which the registry allow-list rule reads.
+func TestServeEventSelectors(t *testing.T) {
+	ctx := t.Context()
+	admin := clientFor(t, cp.Config(controlplane.AdminUser))
+	const ns = "serve-events"
+	if err := cp.EnsureNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, cp.Config(controlplane.AdminUser), t.TempDir(), func(c *config.Config) {
+		c.Events.RegistryAllowList = []string{"registry.k8s.io"}
+	})
+	s.waitReady(t)
+	event := func(name, typ, reason, message string) {
+		t.Helper()
+		ev := &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: name, Namespace: ns},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "miner-0"},
+			Type:           typ, Reason: reason, Message: message,
+			Source:         corev1.EventSource{Component: "kubelet", Host: "node-1"},
+			FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
+		}
+		if _, err := admin.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	event("miner-0.started", corev1.EventTypeNormal, "Started", "Started container miner")
+	event("miner-0.pulling", corev1.EventTypeNormal, "Pulling", `Pulling image "evil.example.com/miner:1"`)
+	event("miner-0.mount", corev1.EventTypeWarning, "FailedMount", `MountVolume.SetUp failed for volume "creds" : secret "aws-creds" not found`)
+	for _, rule := range []string{"event-image-untrusted-registry", "event-secret-mount-failed"} {
+		waitFor(t, 15*time.Second, "alert "+rule, func() (bool, string) {
+			as := s.alerts(t, "rule="+rule+"&namespace="+ns)
+			return len(as) == 1, fmt.Sprint(len(as), " alerts")
+		})
+	}
+}
+
 // TestServeSurvivesAPIServerRestart restarts the API server under a running
 // serve (its own control plane: the shared one stays up for the other
 // tests). Watches break and come back; a change made after the restart is

@@ -55,6 +55,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/*
+GOMEMLIMIT in bytes: goMemLimitPercent of resources.limits.memory. Empty
+when there is no memory limit, the percentage is 0, or extraEnv sets
+GOMEMLIMIT itself.
+*/}}
+{{- define "kustode.goMemLimit" -}}
+{{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) | toString }}
+{{- $pct := int (.Values.goMemLimitPercent | default 0) }}
+{{- $own := false }}
+{{- range .Values.extraEnv }}
+{{- if eq .name "GOMEMLIMIT" }}{{ $own = true }}{{ end }}
+{{- end }}
+{{- if and $limit (gt $pct 0) (not $own) }}
+{{- $units := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 }}
+{{- $num := regexFind "^[0-9]+" $limit }}
+{{- $suffix := trimPrefix $num $limit }}
+{{- if or (not $num) (not (hasKey $units $suffix)) }}
+{{- fail (printf "resources.limits.memory %q: goMemLimitPercent needs a whole number with an optional suffix (Ki, Mi, Gi, Ti, k, M, G, T); or set goMemLimitPercent: 0 and GOMEMLIMIT in extraEnv" $limit) }}
+{{- end }}
+{{- div (mul (int64 $num) (get $units $suffix) $pct) 100 }}
+{{- end }}
+{{- end }}
+
 {{- define "kustode.image" -}}
 {{- with .Values.image }}
 {{- if .digest }}
