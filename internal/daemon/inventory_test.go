@@ -36,14 +36,7 @@ import (
 // that read another kind through the index would find those objects empty
 // here and report differently.
 func TestInventoryJudgesAsScan(t *testing.T) {
-	all, err := checks.All(checks.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := posture.NewEngine(all)
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine := checksEngine(t)
 	// The objects of one check's fixture directory form one scan (its
 	// cross-object checks see each other's objects).
 	dirs, err := filepath.Glob("../posture/checks/testdata/*")
@@ -302,4 +295,18 @@ func TestInventoryEvents(t *testing.T) {
 	if want := []string{"Pod/shop/bare", "Pod/shop/bare", "Pod/shop/bare"}; !slices.Equal(changed, want) {
 		t.Errorf("changes %v, want %v (add, adoption, delete; not the status update)", changed, want)
 	}
+}
+
+// checksEngine is the posture engine with every check, as serve runs it.
+func checksEngine(t *testing.T) *posture.Engine {
+	t.Helper()
+	all, err := checks.All(checks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := posture.NewEngine(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return engine
 }

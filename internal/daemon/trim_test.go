@@ -9,8 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kustode/kustode/internal/kube"
-	"github.com/kustode/kustode/internal/posture"
-	"github.com/kustode/kustode/internal/posture/checks"
 )
 
 // servedPod is a pod as the API server serves it after admission: the
@@ -95,14 +93,7 @@ func TestTrimObject(t *testing.T) {
 		t.Errorf("the author's termination message settings dropped: %+v", c)
 	}
 
-	all, err := checks.All(checks.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := posture.NewEngine(all)
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine := checksEngine(t)
 	gvk := schema.GroupVersionKind{Version: "v1", Kind: "Pod"}
 	judge := func(p *corev1.Pod) []string {
 		o, err := kube.FromTyped(gvk, p)

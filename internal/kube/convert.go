@@ -27,17 +27,23 @@ func FromUnstructured(gvk schema.GroupVersionKind, item runtimeObject) (Object, 
 	}
 	item.SetAPIVersion(gvk.GroupVersion().String())
 	item.SetKind(gvk.Kind)
-	raw, err := json.Marshal(item.UnstructuredContent())
+	return encoded(gvk, item, item.UnstructuredContent())
+}
+
+// encoded is the Object of kind gvk whose JSON is v's and whose name,
+// labels and annotations are meta's.
+func encoded(gvk schema.GroupVersionKind, meta metav1.Object, v any) (Object, error) {
+	raw, err := json.Marshal(v)
 	if err != nil {
-		return Object{}, fmt.Errorf("encode %s %s/%s: %w", gvk.Kind, item.GetNamespace(), item.GetName(), err)
+		return Object{}, fmt.Errorf("encode %s %s/%s: %w", gvk.Kind, meta.GetNamespace(), meta.GetName(), err)
 	}
 	return Object{
 		Ref: finding.ObjectRef{
 			APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind,
-			Namespace: item.GetNamespace(), Name: item.GetName(),
+			Namespace: meta.GetNamespace(), Name: meta.GetName(),
 		},
-		Labels:      item.GetLabels(),
-		Annotations: item.GetAnnotations(),
+		Labels:      meta.GetLabels(),
+		Annotations: meta.GetAnnotations(),
 		Raw:         raw,
 	}, nil
 }
@@ -77,17 +83,5 @@ func FromTyped(gvk schema.GroupVersionKind, item TypedObject) (Object, error) {
 	item.SetManagedFields(nil)
 	delete(item.GetAnnotations(), LastAppliedAnnotation)
 	item.GetObjectKind().SetGroupVersionKind(gvk)
-	raw, err := json.Marshal(item)
-	if err != nil {
-		return Object{}, fmt.Errorf("encode %s %s/%s: %w", gvk.Kind, item.GetNamespace(), item.GetName(), err)
-	}
-	return Object{
-		Ref: finding.ObjectRef{
-			APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind,
-			Namespace: item.GetNamespace(), Name: item.GetName(),
-		},
-		Labels:      item.GetLabels(),
-		Annotations: item.GetAnnotations(),
-		Raw:         raw,
-	}, nil
+	return encoded(gvk, item, item)
 }
