@@ -116,8 +116,12 @@ const (
 	// (durable in WAL mode except for the last commits on power loss), and
 	// IMMEDIATE transactions so that a transaction takes the write lock when
 	// it begins instead of failing to upgrade a read lock half-way.
-	sqliteWriterParams = sqliteCommon + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	sqliteReaderParams = sqliteCommon + "&_pragma=query_only(1)"
+	// Page caches: 1 MiB for the writer and 256 KiB for each reader
+	// (SQLite's default is 2 MiB each, held outside the Go heap): at
+	// 10,000 pods the default caches were a third of serve's memory, and
+	// the smaller ones did not slow the first full posture.
+	sqliteWriterParams = sqliteCommon + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate&_pragma=cache_size(-1024)"
+	sqliteReaderParams = sqliteCommon + "&_pragma=query_only(1)&_pragma=cache_size(-256)"
 	sqliteReaders      = 4
 )
 
