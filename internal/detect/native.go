@@ -491,63 +491,37 @@ func (t *translator) call(c celast.CallExpr) (nexpr, bool) {
 }
 
 // andOf is CEL's &&: false if any operand is false, whatever the others.
-func andOf(ops []boolFn) boolFn {
-	if len(ops) == 2 {
-		x, y := ops[0], ops[1]
-		return func(f *frame) tri {
-			a := x(f)
-			if a == triFalse {
-				return triFalse
-			}
-			b := y(f)
-			if b == triFalse {
-				return triFalse
-			}
-			if a == triTrue && b == triTrue {
-				return triTrue
-			}
-			return triUnknown
-		}
-	}
-	return func(f *frame) tri {
-		out := triTrue
-		for _, op := range ops {
-			switch op(f) {
-			case triFalse:
-				return triFalse
-			case triUnknown:
-				out = triUnknown
-			}
-		}
-		return out
-	}
-}
+func andOf(ops []boolFn) boolFn { return junction(ops, triFalse, triTrue) }
 
 // orOf is CEL's ||: true if any operand is true, whatever the others.
-func orOf(ops []boolFn) boolFn {
+func orOf(ops []boolFn) boolFn { return junction(ops, triTrue, triFalse) }
+
+// junction is && (decisive false) or || (decisive true): decisive if any
+// operand is, else rest if every operand is, else unknown.
+func junction(ops []boolFn, decisive, rest tri) boolFn {
 	if len(ops) == 2 {
 		x, y := ops[0], ops[1]
 		return func(f *frame) tri {
 			a := x(f)
-			if a == triTrue {
-				return triTrue
+			if a == decisive {
+				return decisive
 			}
 			b := y(f)
-			if b == triTrue {
-				return triTrue
+			if b == decisive {
+				return decisive
 			}
-			if a == triFalse && b == triFalse {
-				return triFalse
+			if a == rest && b == rest {
+				return rest
 			}
 			return triUnknown
 		}
 	}
 	return func(f *frame) tri {
-		out := triFalse
+		out := rest
 		for _, op := range ops {
 			switch op(f) {
-			case triTrue:
-				return triTrue
+			case decisive:
+				return decisive
 			case triUnknown:
 				out = triUnknown
 			}
