@@ -316,6 +316,9 @@ func (d *decoder) openArray(field string) error {
 // key, unescaped, valid until the next call; it leaves d at the start of the
 // member's value. done reports the end of the object, which it consumes.
 func (d *decoder) nextKey(first bool) (key []byte, done bool, err error) {
+	if key, ok := d.nextKeyCompact(first); ok {
+		return key, false, nil
+	}
 	d.ws()
 	if d.pos >= len(d.data) {
 		return nil, false, d.eof()
@@ -363,6 +366,33 @@ func (d *decoder) nextKey(first bool) (key []byte, done bool, err error) {
 	return key, false, nil
 }
 
+// nextKeyCompact is nextKey for the common case of a plain key with no
+// whitespace around it or its comma and colon. It reports false, leaving d
+// alone, for anything else.
+func (d *decoder) nextKeyCompact(first bool) ([]byte, bool) {
+	data, start := d.data, d.pos
+	i := start
+	if !first {
+		if i >= len(data) || data[i] != ',' {
+			return nil, false
+		}
+		i++
+	}
+	if i >= len(data) || data[i] != '"' {
+		return nil, false
+	}
+	j := indexAttention(data, i+1)
+	if j+1 >= len(data) || data[j] != '"' || data[j+1] != ':' {
+		return nil, false
+	}
+	d.pos = j + 2
+	if d.pos >= len(data) || data[d.pos] <= ' ' {
+		d.pos = start
+		return nil, false
+	}
+	return data[i+1 : j], true
+}
+
 // nextElem moves to the next element of the current array; done reports
 // the end of the array, which it consumes.
 func (d *decoder) nextElem(first bool) (done bool, err error) {
@@ -405,19 +435,12 @@ var strSafe = func() (t [256]bool) {
 func (d *decoder) scanString() (raw []byte, plain bool, err error) {
 	data := d.data
 	start := d.pos + 1
-	i := start
 	// Most strings are short and plain: eight bytes at a time to the
 	// first byte that needs attention, and done if it is the closing quote.
-	for i+8 <= len(data) {
-		if m := attention(binary.LittleEndian.Uint64(data[i:])); m != 0 {
-			i += bits.TrailingZeros64(m) >> 3
-			if data[i] == '"' {
-				d.pos = i + 1
-				return data[start:i], true, nil
-			}
-			break
-		}
-		i += 8
+	i := indexAttention(data, start)
+	if i < len(data) && data[i] == '"' {
+		d.pos = i + 1
+		return data[start:i], true, nil
 	}
 	return d.scanStringFrom(start, i)
 }
@@ -430,14 +453,8 @@ func (d *decoder) scanStringFrom(start, i int) (raw []byte, plain bool, err erro
 	for {
 		// Eight bytes at a time while none of them needs attention: most
 		// strings are plain ASCII, and this is where decoding spends its
-		// time. The first byte that does is found from the mask at once.
-		for i+8 <= len(data) {
-			if m := attention(binary.LittleEndian.Uint64(data[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
+		// time.
+		i = indexAttention(data, i)
 		for i < len(data) && strSafe[data[i]] {
 			i++
 		}
@@ -496,11 +513,27 @@ const (
 // a backslash, a control character or not ASCII; zero when none is. Bits
 // above the lowest may be set for bytes that need no attention (a borrow
 // carries into them), so only the lowest one says where.
+//
+// Bytes before the first that needs attention neither borrow nor set a
+// high bit in any term: (v-lsb)&^v sets it where v is zero (a quote or a
+// backslash), x-0x20*lsb where x < 0x20, and x itself where x >= 0x80.
 func attention(x uint64) uint64 {
 	quote := x ^ (lsb * '"')
 	backslash := x ^ (lsb * '\\')
-	control := x &^ (lsb * 0x1f) // zero where x < 0x20 (and x has no high bit)
-	return ((quote-lsb)&^quote | (backslash-lsb)&^backslash | (control-lsb)&^control | x) & msb
+	return ((quote-lsb)&^quote | (backslash-lsb)&^backslash | (x - lsb*0x20) | x) & msb
+}
+
+// indexAttention returns the index of the first byte of data at or after
+// i that needs attention in a string literal (see attention), or the index
+// of the last few bytes, fewer than eight, that it did not look at.
+func indexAttention(data []byte, i int) int {
+	for i+8 <= len(data) {
+		if m := attention(binary.LittleEndian.Uint64(data[i : i+8])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	return i
 }
 
 func isHex(c byte) bool {
@@ -512,8 +545,10 @@ func isHex(c byte) bool {
 // invalid UTF-8 and unpaired surrogates replaced by U+FFFD.
 func appendUnquoted(b, s []byte) []byte {
 	for r := 0; r < len(s); {
-		// Copy the run up to the next escape or non-ASCII byte at once.
-		j := r
+		// Copy the run up to the next escape or non-ASCII byte at once;
+		// a validated literal has no quote or control character, so the
+		// bytes needing attention are those.
+		j := indexAttention(s, r)
 		for j < len(s) && s[j] != '\\' && s[j] < utf8.RuneSelf {
 			j++
 		}
@@ -661,6 +696,15 @@ func (d *decoder) scanNumber() ([]byte, error) {
 
 // skip consumes one value of any type, validating it.
 func (d *decoder) skip() error {
+	if d.skipFast() {
+		return nil
+	}
+	return d.skipSlow()
+}
+
+// skipSlow is skip one token at a time, which names the problem of an
+// invalid value (see skipFast).
+func (d *decoder) skipSlow() error {
 	if d.pos >= len(d.data) {
 		return d.eof()
 	}
@@ -678,7 +722,7 @@ func (d *decoder) skip() error {
 			if done {
 				return nil
 			}
-			if err := d.skip(); err != nil {
+			if err := d.skipSlow(); err != nil {
 				return err
 			}
 		}
@@ -695,7 +739,7 @@ func (d *decoder) skip() error {
 			if done {
 				return nil
 			}
-			if err := d.skip(); err != nil {
+			if err := d.skipSlow(); err != nil {
 				return err
 			}
 		}

@@ -450,3 +450,61 @@ func TestParseUTCTimestamp(t *testing.T) {
 		}
 	}
 }
+
+// Every interned value is found, in few probes, and nothing else is.
+func TestInternTable(t *testing.T) {
+	if 4*len(internedValues) > internSize {
+		t.Fatalf("%d interned values fill more than a quarter of %d slots: double internSize", len(internedValues), internSize)
+	}
+	for _, s := range internedValues {
+		got, ok := internString([]byte(s))
+		if !ok || got != s {
+			t.Fatalf("internString(%q) = %q, %v", s, got, ok)
+		}
+		probes := 1
+		for h := internHash(s); internTable[h] != s; h = (h + 1) % internSize {
+			probes++
+		}
+		if probes > 3 {
+			t.Errorf("%q takes %d probes", s, probes)
+		}
+	}
+	for _, s := range []string{"", "x", "Get", "pods ", "system:node:a", "kube-systen", strings.Repeat("a", 300)} {
+		if got, ok := internString([]byte(s)); ok {
+			t.Errorf("internString(%q) = %q, want no interned value", s, got)
+		}
+	}
+}
+
+// skipFast accepts exactly what skipSlow accepts, ending at the same byte,
+// except that it may give up on values nested deeper than it follows.
+func FuzzSkip(f *testing.F) {
+	for i := range 3 {
+		f.Add(sampleEvent(i))
+	}
+	for _, s := range []string{
+		`{}`, `[]`, `{"a":[1,-0.5e+3,true,false,null,"\u00e9\n"]}`, `{"a" 1}`, `[1,]`, `{"a":1,}`, `[01]`, `"\x"`,
+		`"a` + "\x01" + `"`, `{"a":{"b":{"c":[[[]]]}}}`, `1.`, `-`, `1e`, `tru`, `nul`, `[1 2]`, `{"a":1 "b":2}`,
+		"{\"\xff\":\"\xfe\"}", ` [ 1 , { "a" : "b" } ] `, `{,}`, `[,1]`, `{"a":1}}`, strings.Repeat("[", 70) + strings.Repeat("]", 70),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast := decoder{data: data}
+		fast.ws()
+		start := fast.pos
+		ok := fast.skipFast()
+		slow := decoder{data: data, pos: start}
+		err := slow.skipSlow()
+		switch {
+		case ok && err != nil:
+			t.Fatalf("skipFast accepts %q, skipSlow: %v", data, err)
+		case ok && fast.pos != slow.pos:
+			t.Fatalf("skipFast ends %q at %d, skipSlow at %d", data, fast.pos, slow.pos)
+		case !ok && fast.pos != start:
+			t.Fatalf("skipFast moved to %d on %q, which it refused", fast.pos, data)
+		case !ok && err == nil && bytes.Count(data, []byte("["))+bytes.Count(data, []byte("{")) <= fastDepth:
+			t.Fatalf("skipFast refuses %q, which skipSlow accepts", data)
+		}
+	})
+}

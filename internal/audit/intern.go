@@ -1,17 +1,25 @@
 package audit
 
-// interned holds values that recur in nearly every audit event, by length.
+// internTable holds values that recur in nearly every audit event.
 // Decoding returns these strings instead of allocating a copy per event,
 // which saves both time and the memory of events kept in windows and
-// baselines. For the short strings of audit events, comparing against the
-// few candidates of the same length is faster than hashing into a map.
-var interned = func() [][]string {
-	byLen := make([][]string, maxInterned+1)
+// baselines. It is an open-addressing hash table, a quarter full, whose
+// hash reads four bytes, so a lookup costs about one comparison, and a
+// miss, the common case for names and IDs, usually none.
+var internTable = func() (t [internSize]string) {
 	for _, s := range internedValues {
-		byLen[len(s)] = append(byLen[len(s)], s)
+		h := internHash(s)
+		for t[h] != "" && t[h] != s {
+			h = (h + 1) % internSize
+		}
+		t[h] = s
 	}
-	return byLen
+	return t
 }()
+
+// internSize is the number of slots of internTable, a power of two at
+// least four times the number of values (TestInternTable checks).
+const internSize = 1024
 
 // maxInterned is the longest interned value; longer strings skip the lookup.
 var maxInterned = func() int {
@@ -22,17 +30,29 @@ var maxInterned = func() int {
 	return n
 }()
 
+// internHash hashes a non-empty string by its length and three of its
+// bytes: the values share prefixes ("system:", "apiserver.latency.k8s.io/")
+// but rarely all of those.
+func internHash[T string | []byte](b T) uint {
+	n := uint(len(b))
+	h := n*0x9e3779b1 ^ uint(b[0])*0x85ebca77 ^ uint(b[n-1])*0xc2b2ae3d ^ uint(b[n/2])*0x27d4eb2f
+	return (h >> 7) % internSize
+}
+
 // internString returns the interned copy of b, if there is one.
 func internString(b []byte) (string, bool) {
 	if len(b) == 0 || len(b) > maxInterned {
 		return "", false
 	}
-	for _, s := range interned[len(b)] {
-		if s[0] == b[0] && s == string(b) {
+	for h := internHash(b); ; h = (h + 1) % internSize {
+		s := internTable[h]
+		if s == "" {
+			return "", false
+		}
+		if s == string(b) {
 			return s, true
 		}
 	}
-	return "", false
 }
 
 var internedValues = []string{
