@@ -178,7 +178,11 @@ func (e *entry) object() (kube.Object, error) {
 	if err := pb.Unmarshal(raw); err != nil {
 		return kube.Object{}, fmt.Errorf("decode %s %s/%s: %w", gvk.Kind, e.namespace, e.name, err)
 	}
-	return kube.FromTyped(gvk, typed)
+	obj, err := kube.FromTyped(gvk, typed)
+	// The engine reads a workload's template from the typed object rather
+	// than decoding it again from the JSON (half of judging a pod).
+	obj.Template = kube.TypedPodTemplate(typed)
+	return obj, err
 }
 
 // protoObject is an API type's generated protobuf encoding.

@@ -19,6 +19,7 @@ import (
 // FindingStore is what continuous posture needs of the store.
 type FindingStore interface {
 	SyncFindings(ctx context.Context, scope store.Scope, current []finding.Finding, now time.Time) (store.SyncResult, error)
+	ResolveUnseen(ctx context.Context, since time.Time) (int, error)
 	Summary(ctx context.Context, now time.Time) (store.PosturePoint, error)
 	RecordPosture(ctx context.Context, p store.PosturePoint) error
 }
@@ -27,12 +28,16 @@ type FindingStore interface {
 // inventory has synced and every Resync after, and in between only the
 // objects that changed and the objects whose findings depend on them (see
 // dependants). Findings go to the store, whose lifecycle (open, resolved,
-// reopened) follows from the evaluations.
+// reopened) follows from the evaluations. Objects are judged and their
+// findings stored judgeChunk objects at a time, so a full evaluation of a
+// large cluster holds a few thousand findings at once, not all of them.
 type Posture struct {
-	inv     *Inventory
-	store   FindingStore
-	log     *slog.Logger
-	metrics *metrics
+	inv *Inventory
+	// snapshot returns the objects to judge: inv.snapshot.
+	snapshot func() []*entry
+	store    FindingStore
+	log      *slog.Logger
+	metrics  *metrics
 	// Debounce collects changes for this long before evaluating them.
 	Debounce        time.Duration
 	Resync          time.Duration
@@ -51,17 +56,26 @@ type Posture struct {
 // NewPosture returns a Posture over inv that judges with engine.
 func NewPosture(inv *Inventory, engine *posture.Engine, st FindingStore, m *metrics, log *slog.Logger) *Posture {
 	p := &Posture{
-		inv: inv, store: st, log: log, metrics: m,
+		inv: inv, snapshot: inv.snapshot, store: st, log: log, metrics: m,
 		Debounce: 300 * time.Millisecond, Resync: 10 * time.Minute, HistoryInterval: 5 * time.Minute,
 		dirty: map[objKey]struct{}{}, wake: make(chan struct{}, 1),
+		// The first evaluation, once the inventory has synced, is full.
+		full: true,
 	}
 	p.engine.Store(engine)
 	return p
 }
 
-// Changed marks an object for re-evaluation. It never blocks.
+// Changed marks an object for re-evaluation. It never blocks. While a full
+// evaluation is pending (not yet begun: above all, during the informers'
+// initial lists, one call per object) the change is covered by it and not
+// recorded.
 func (p *Posture) Changed(k objKey) {
 	p.mu.Lock()
+	if p.full {
+		p.mu.Unlock()
+		return
+	}
 	p.dirty[k] = struct{}{}
 	p.mu.Unlock()
 	p.poke()
@@ -96,17 +110,19 @@ func (p *Posture) FirstFullAt() time.Time {
 // Start evaluates until ctx is done; it blocks. It waits for the inventory
 // to sync first.
 func (p *Posture) Start(ctx context.Context) error {
+	// The informers' initial lists and the first full evaluation are
+	// serve's largest bursts of short-lived memory.
+	endBurst := gcBurst()
 	if !p.inv.WaitForSync(ctx) {
+		endBurst()
 		return nil
 	}
-	p.mu.Lock()
-	p.full = true
-	p.mu.Unlock()
 	resync := time.NewTicker(p.Resync)
 	defer resync.Stop()
 	history := time.NewTicker(p.HistoryInterval)
 	defer history.Stop()
 	p.evaluate(ctx)
+	endBurst()
 	p.recordHistory(ctx)
 	for {
 		select {
@@ -155,15 +171,17 @@ func (p *Posture) evaluate(ctx context.Context) {
 	if !full && len(dirty) == 0 {
 		return
 	}
+	if full {
+		defer gcBurst()()
+	}
 	start := time.Now()
-	entries := p.inv.snapshot()
+	entries := p.snapshot()
 	objs, ix := indexEntries(entries)
 	engine := p.engine.Load()
 
-	var scope store.Scope
 	var targets []int
+	var gone []finding.ObjectRef // affected objects that no longer exist
 	if full {
-		scope.All = true
 		targets = make([]int, len(entries))
 		for i := range targets {
 			targets[i] = i
@@ -171,18 +189,26 @@ func (p *Posture) evaluate(ctx context.Context) {
 	} else {
 		affected := dependants(dirty, objs)
 		for i := range objs {
-			if _, ok := affected[keyOf(&objs[i])]; ok {
+			k := keyOf(&objs[i])
+			if _, ok := affected[k]; ok {
 				targets = append(targets, i)
+				delete(affected, k)
 			}
 		}
 		// Deleted objects are in scope too: their findings resolve.
 		for k := range affected {
-			scope.Objects = append(scope.Objects, finding.ObjectRef{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name})
+			gone = append(gone, finding.ObjectRef{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name})
 		}
 	}
-	current := p.judge(engine, ix, entries, objs, targets)
 	now := time.Now().UTC()
-	res, err := p.store.SyncFindings(ctx, scope, current, now)
+	res, found, err := p.judgeAndStore(ctx, engine, ix, entries, objs, targets, gone, now)
+	if err == nil && full {
+		// Every finding of a judged object was stored at now: what is
+		// still open from before belongs to objects that are gone.
+		var n int
+		n, err = p.store.ResolveUnseen(ctx, now)
+		res.Resolved += n
+	}
 	if err != nil {
 		p.metrics.storeErrors.Inc()
 		p.log.Error("store findings", "err", err)
@@ -204,18 +230,80 @@ func (p *Posture) evaluate(ctx context.Context) {
 		t := time.Now()
 		p.firstAt.Store(&t)
 	}
-	p.log.Info("posture evaluated", "full", full, "objects", len(targets), "findings", len(current),
+	p.log.Info("posture evaluated", "full", full, "objects", len(targets), "findings", found,
 		"opened", res.Opened, "reopened", res.Reopened, "resolved", res.Resolved, "took", time.Since(start).Round(time.Millisecond))
 	if pt, err := p.store.Summary(ctx, now); err == nil {
 		p.metrics.setOpenFindings(pt.BySeverity)
 	}
 	if full {
 		// A full evaluation (at start-up, after decoding every object; at
-		// each resync) judges and stores every object at once, with
-		// several times the memory serve keeps: give it back to the system
-		// now rather than as the runtime's scavenger gets to it.
+		// each resync) decodes and judges every object, with more memory
+		// than serve keeps: give it back to the system now rather than as
+		// the runtime's scavenger gets to it.
 		debug.FreeOSMemory()
 	}
+}
+
+// judgeChunk is how many objects evaluate judges and stores at a time: the
+// findings of one chunk (a few thousand at most) are all it holds, so a
+// full evaluation of a large cluster needs no more memory than a small one.
+const judgeChunk = 256
+
+// judgeAndStore judges the objects at targets (indexes into entries and
+// objs) chunk by chunk and stores each chunk's findings as the evaluation
+// of its objects (and, last, of the gone objects, which have none), at now.
+// The next chunk is judged while the last is stored. It returns what the
+// store changed and how many findings there were; after a store error it
+// stops judging and returns the error.
+func (p *Posture) judgeAndStore(ctx context.Context, engine *posture.Engine, ix *posture.Index, entries []*entry, objs []kube.Object,
+	targets []int, gone []finding.ObjectRef, now time.Time,
+) (store.SyncResult, int, error) {
+	type part struct {
+		scope    store.Scope
+		findings []finding.Finding
+	}
+	parts := make(chan part, 1)
+	var (
+		res     store.SyncResult
+		found   int
+		err     error
+		failed  atomic.Bool
+		storing sync.WaitGroup
+	)
+	storing.Go(func() {
+		for pt := range parts {
+			if err != nil {
+				continue
+			}
+			r, e := p.store.SyncFindings(ctx, pt.scope, pt.findings, now)
+			if e != nil {
+				err = e
+				failed.Store(true)
+				continue
+			}
+			res.Opened += r.Opened
+			res.Reopened += r.Reopened
+			res.Resolved += r.Resolved
+			res.Kept += r.Kept
+			found += len(pt.findings)
+		}
+	})
+	for chunk := range slices.Chunk(targets, judgeChunk) {
+		if failed.Load() {
+			break
+		}
+		scope := store.Scope{Objects: make([]finding.ObjectRef, len(chunk))}
+		for j, i := range chunk {
+			scope.Objects[j] = objs[i].Ref
+		}
+		parts <- part{scope: scope, findings: p.judge(engine, ix, entries, objs, chunk)}
+	}
+	if len(gone) > 0 {
+		parts <- part{scope: store.Scope{Objects: gone}}
+	}
+	close(parts)
+	storing.Wait()
+	return res, found, err
 }
 
 // indexEntries returns the objects of entries as the posture index holds
@@ -334,4 +422,44 @@ func dependants(changed map[objKey]struct{}, objs []kube.Object) map[objKey]stru
 		}
 	}
 	return out
+}
+
+// gcBurst lowers the garbage collector's goal until the returned end is
+// called (by every caller, when calls overlap): for the bursts in which
+// serve decodes every object and throws most of it away, the informers'
+// initial lists and a full evaluation. The collector lets the heap grow to
+// (1 + GOGC/100) times what is live before it collects, and during a burst
+// what is live is the steady state plus the burst's working set, so the
+// default GOGC=100 sets serve's peak resident memory in these bursts. A
+// quarter of the GOGC in force (25 for the default; unchanged when GOGC is
+// off) trades collections, only during the burst, for a peak close to what
+// serve keeps. GOMEMLIMIT applies throughout.
+func gcBurst() (end func()) {
+	gcBursts.mu.Lock()
+	defer gcBursts.mu.Unlock()
+	if gcBursts.n == 0 {
+		gcBursts.restore = debug.SetGCPercent(100)
+		burst := gcBursts.restore
+		if burst > 0 {
+			burst = min(burst, max(burst/4, 10))
+		}
+		debug.SetGCPercent(burst)
+	}
+	gcBursts.n++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			gcBursts.mu.Lock()
+			defer gcBursts.mu.Unlock()
+			if gcBursts.n--; gcBursts.n == 0 {
+				debug.SetGCPercent(gcBursts.restore)
+			}
+		})
+	}
+}
+
+var gcBursts struct {
+	mu      sync.Mutex
+	n       int // bursts in progress
+	restore int // the GOGC before the first of them
 }

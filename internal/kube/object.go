@@ -3,6 +3,8 @@ package kube
 import (
 	"encoding/json"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kustode/kustode/internal/finding"
 )
 
@@ -16,4 +18,8 @@ type Object struct {
 	Annotations map[string]string
 	// Raw is the whole object as JSON. Checks decode the parts they need.
 	Raw json.RawMessage
+	// Template, when set, is a workload's pod template as PodTemplate
+	// would decode it from Raw (see TypedPodTemplate): the posture engine
+	// reads it instead. Read-only.
+	Template *corev1.PodTemplateSpec
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -84,4 +86,32 @@ func PodTemplate(kind string, raw []byte) (tmpl *corev1.PodTemplateSpec, ok bool
 		return s.Template, true, nil
 	}
 	return nil, false, nil
+}
+
+// TypedPodTemplate is PodTemplate for a typed object of the current API
+// versions (as client-go decodes them): the template it holds, shared with
+// it, or nil for any other type. An Object made from a typed workload can
+// carry it (Object.Template), so that judging it needs no JSON round trip.
+func TypedPodTemplate(o any) *corev1.PodTemplateSpec {
+	switch o := o.(type) {
+	case *corev1.Pod:
+		return &corev1.PodTemplateSpec{ObjectMeta: o.ObjectMeta, Spec: o.Spec}
+	case *appsv1.Deployment:
+		return &o.Spec.Template
+	case *appsv1.ReplicaSet:
+		return &o.Spec.Template
+	case *appsv1.StatefulSet:
+		return &o.Spec.Template
+	case *appsv1.DaemonSet:
+		return &o.Spec.Template
+	case *batchv1.Job:
+		return &o.Spec.Template
+	case *batchv1.CronJob:
+		return &o.Spec.JobTemplate.Spec.Template
+	case *corev1.ReplicationController:
+		return o.Spec.Template
+	case *corev1.PodTemplate:
+		return &o.Template
+	}
+	return nil
 }

@@ -175,7 +175,10 @@ func (e *Engine) check(dst []reported, obj *kube.Object, ix *Index) ([]reported,
 	// A workload's pod template is decoded once, for workload checks and
 	// for checks of its kind alike (the kube-apiserver checks read a Pod's).
 	if kube.IsWorkload(obj.Ref.Kind) && (len(e.workload) > 0 || len(e.byKind[obj.Ref.Kind]) > 0) {
-		tmpl, _, err := kube.PodTemplate(obj.Ref.Kind, obj.Raw)
+		tmpl, err := obj.Template, error(nil)
+		if tmpl == nil {
+			tmpl, _, err = kube.PodTemplate(obj.Ref.Kind, obj.Raw)
+		}
 		if err != nil {
 			errs = append(errs, &ObjectError{Object: *obj, Err: err})
 		} else {

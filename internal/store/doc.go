@@ -52,6 +52,12 @@
 // frameworks, source) are updated from the report. Findings of objects
 // outside the scope are not touched.
 //
+// A full evaluation of a large cluster can also be stored in parts, so that
+// no one holds every finding at once: a SyncFindings of each part's objects
+// at the same now, then ResolveUnseen(now), which resolves every open
+// finding not seen at now (those of objects no part covered). Readers see
+// the parts arrive one by one.
+//
 // # Errors
 //
 // Errors are prefixed with the operation ("store: sync findings: ...");

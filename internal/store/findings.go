@@ -200,6 +200,30 @@ func (s *Store) syncFindings(ctx context.Context, scope Scope, current []finding
 	return res, err
 }
 
+// ResolveUnseen resolves, at since, every open finding last seen before
+// since, and returns how many it resolved. It completes a full evaluation
+// stored in parts: each part a SyncFindings of some objects at since, so
+// that every finding still reported was last seen at since; what remains
+// open from before belongs to objects that evaluation did not judge
+// (deleted ones). A finding last seen after since (a clock set back) is left
+// alone.
+func (s *Store) ResolveUnseen(ctx context.Context, since time.Time) (int, error) {
+	var n int64
+	at := nanos(since)
+	err := s.inTx(ctx, lockSync, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE findings SET status = 'resolved', resolved_at = ? WHERE status = 'open' AND last_seen < ?`), at, at)
+		if err != nil {
+			return err
+		}
+		n, err = r.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: resolve unseen findings: %w", err)
+	}
+	return int(n), nil
+}
+
 // storedFindings returns the status and digest of every stored finding of
 // the objects, or of every stored finding when all is set.
 func (s *Store) storedFindings(ctx context.Context, tx *sql.Tx, all bool, objects []objectKey) (map[string]storedFinding, error) {

@@ -209,6 +209,45 @@ func TestSyncFindingsScope(t *testing.T) {
 	})
 }
 
+// TestResolveUnseen stores a full evaluation in parts, as serve does: each
+// part a SyncFindings of some objects, then ResolveUnseen. The outcome is
+// the one a single SyncFindings with Scope.All gives.
+func TestResolveUnseen(t *testing.T) {
+	podA, podB, podC := obj("Pod", "ns1", "a"), obj("Pod", "ns1", "b"), obj("Pod", "ns2", "c")
+	a1, a2 := fnd("privileged", podA, finding.High, "a1"), fnd("run-as-root", podA, finding.Medium, "a2")
+	b1, c1 := fnd("privileged", podB, finding.High, "b1"), fnd("privileged", podC, finding.High, "c1")
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		mustSync(t, s, all, at(0), a1, a2, b1, c1)
+		// podC resolved earlier; then the next full evaluation: podA lost
+		// a2, podB is gone, podC's finding came back.
+		mustSync(t, s, Scope{Objects: []finding.ObjectRef{podC}}, at(time.Minute))
+		now := at(2 * time.Minute)
+		if got := mustSync(t, s, Scope{Objects: []finding.ObjectRef{podA}}, now, a1); got != (SyncResult{Kept: 1, Resolved: 1}) {
+			t.Errorf("part 1: %+v", got)
+		}
+		if got := mustSync(t, s, Scope{Objects: []finding.ObjectRef{podC}}, now, c1); got != (SyncResult{Reopened: 1}) {
+			t.Errorf("part 2: %+v", got)
+		}
+		n, err := s.ResolveUnseen(t.Context(), now)
+		if err != nil || n != 1 {
+			t.Fatalf("ResolveUnseen = %d, %v; want 1 (b1)", n, err)
+		}
+		stored := byKey(t, s)
+		checkLifecycle(t, "a1", stored[FindingKey(a1)], lifecycle{status: StatusOpen, first: at(0), last: now})
+		checkLifecycle(t, "a2", stored[FindingKey(a2)], lifecycle{status: StatusResolved, first: at(0), last: at(0), resolvedAt: now})
+		checkLifecycle(t, "b1", stored[FindingKey(b1)], lifecycle{status: StatusResolved, first: at(0), last: at(0), resolvedAt: now})
+		checkLifecycle(t, "c1", stored[FindingKey(c1)], lifecycle{status: StatusOpen, first: at(0), last: now, reopened: 1})
+		// Again: nothing is left to resolve, and a finding last seen
+		// after since (a clock set back) is left alone.
+		if n, err := s.ResolveUnseen(t.Context(), at(time.Minute)); err != nil || n != 0 {
+			t.Errorf("ResolveUnseen before the last evaluation = %d, %v; want 0", n, err)
+		}
+		if got := byKey(t, s)[FindingKey(a1)]; got.Status != StatusOpen {
+			t.Errorf("a1 is %s after ResolveUnseen with an earlier time", got.Status)
+		}
+	})
+}
+
 func TestSyncFindingsUpdatesFields(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		f := fnd("privileged", obj("Deployment", "ns", "web"), finding.Medium, "container app is privileged")
