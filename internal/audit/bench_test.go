@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/kustode/kustode/internal/audit/audittest"
 )
 
 // benchEvents is 1,000 sample events (about 1.7 KB each), one per element.
@@ -18,7 +20,7 @@ func benchEvents(b *testing.B) ([][]byte, int64) {
 	events := make([][]byte, 1000)
 	var total int64
 	for i := range events {
-		events[i] = sampleEvent(i)
+		events[i] = audittest.SampleEvent(i)
 		total += int64(len(events[i]))
 	}
 	return events, total
@@ -74,7 +76,7 @@ func BenchmarkWebhook500(b *testing.B) {
 			name = "gzip"
 		}
 		b.Run(name, func(b *testing.B) {
-			body := sampleEventList(500)
+			body := audittest.SampleEventList(500)
 			raw := len(body)
 			if gz {
 				body = gzipBytes(b, body)
@@ -111,7 +113,7 @@ func BenchmarkFollower(b *testing.B) {
 	const n = 20000
 	dir := b.TempDir()
 	path := filepath.Join(dir, "audit.log")
-	data := sampleLines(n)
+	data := audittest.SampleLines(n)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -158,7 +160,7 @@ func BenchmarkFollower(b *testing.B) {
 // BenchmarkRead replays 10,000 events as JSON lines per operation.
 func BenchmarkRead(b *testing.B) {
 	const n = 10000
-	data := sampleLines(n)
+	data := audittest.SampleLines(n)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kustode/kustode/internal/audit/audittest"
 )
 
 // refEvent mirrors Event field by field, without Event's UnmarshalJSON:
@@ -229,7 +231,7 @@ func TestDecodeEvent(t *testing.T) {
 
 func TestDecodeEventSamples(t *testing.T) {
 	for i := range 30 {
-		data := sampleEvent(i)
+		data := audittest.SampleEvent(i)
 		checkAgainstReference(t, data)
 		var e Event
 		if err := DecodeEvent(data, &e); err != nil {
@@ -244,7 +246,7 @@ func TestDecodeEventSamples(t *testing.T) {
 // TestDecodeEventSharesNoMemory checks that an Event stays intact when the
 // buffer it was decoded from is reused, as the webhook and follower do.
 func TestDecodeEventSharesNoMemory(t *testing.T) {
-	data := sampleEvent(2)
+	data := audittest.SampleEvent(2)
 	var e Event
 	if err := DecodeEvent(data, &e); err != nil {
 		t.Fatal(err)
@@ -263,7 +265,7 @@ func TestEventUnmarshalJSON(t *testing.T) {
 	var list struct {
 		Items []Event `json:"items"`
 	}
-	if err := json.Unmarshal(sampleEventList(3), &list); err != nil {
+	if err := json.Unmarshal(audittest.SampleEventList(3), &list); err != nil {
 		t.Fatal(err)
 	}
 	if len(list.Items) != 3 || list.Items[1].Verb != "get" {
@@ -291,7 +293,7 @@ func TestEventTime(t *testing.T) {
 
 func TestDecodeRequestObject(t *testing.T) {
 	var e Event
-	if err := DecodeEvent(sampleEvent(2), &e); err != nil {
+	if err := DecodeEvent(audittest.SampleEvent(2), &e); err != nil {
 		t.Fatal(err)
 	}
 	var obj struct {
@@ -322,7 +324,7 @@ func TestDecodeEventList(t *testing.T) {
 		bad     []int
 		wantErr bool
 	}{
-		{name: "samples", in: string(sampleEventList(5)), events: 5},
+		{name: "samples", in: string(audittest.SampleEventList(5)), events: 5},
 		{name: "empty", in: `{"kind":"EventList","items":[]}`},
 		{name: "no items", in: `{}`},
 		{name: "null items", in: `{"items":null}`},
@@ -353,7 +355,7 @@ func TestDecodeEventList(t *testing.T) {
 
 func FuzzDecodeEvent(f *testing.F) {
 	for i := range 3 {
-		f.Add(sampleEvent(i))
+		f.Add(audittest.SampleEvent(i))
 	}
 	for _, s := range []string{
 		`{}`, `null`, `{"kind":0}`, `{"user":{"groups":["a",null]},"user":{"groups":[null,"b","c"]}}`,
@@ -480,7 +482,7 @@ func TestInternTable(t *testing.T) {
 // except that it may give up on values nested deeper than it follows.
 func FuzzSkip(f *testing.F) {
 	for i := range 3 {
-		f.Add(sampleEvent(i))
+		f.Add(audittest.SampleEvent(i))
 	}
 	for _, s := range []string{
 		`{}`, `[]`, `{"a":[1,-0.5e+3,true,false,null,"\u00e9\n"]}`, `{"a" 1}`, `[1,]`, `{"a":1,}`, `[01]`, `"\x"`,

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kustode/kustode/internal/audit/audittest"
 )
 
 const testToken = "s3cr3t-audit-token"
@@ -83,7 +85,7 @@ func newTestWebhook(t *testing.T, sink Sink, maxBytes int64) *WebhookHandler {
 }
 
 func TestWebhookHandler(t *testing.T) {
-	list := sampleEventList(3)
+	list := audittest.SampleEventList(3)
 	bigButCompressible := []byte(`{"items":[],"metadata":{"pad":"` + strings.Repeat("a", 4096) + `"}}`)
 	tests := []struct {
 		name       string
@@ -99,7 +101,7 @@ func TestWebhookHandler(t *testing.T) {
 		wantStats  Stats
 	}{
 		{name: "batch", body: list, wantStatus: 200, wantEvents: 3, wantStats: Stats{Received: 3}},
-		{name: "blocking mode: one event", body: sampleEventList(1), wantStatus: 200, wantEvents: 1, wantStats: Stats{Received: 1}},
+		{name: "blocking mode: one event", body: audittest.SampleEventList(1), wantStatus: 200, wantEvents: 1, wantStats: Stats{Received: 1}},
 		{name: "gzip", body: gzipBytes(t, list), header: map[string]string{"Content-Encoding": "gzip"}, wantStatus: 200, wantEvents: 3, wantStats: Stats{Received: 3}},
 		{name: "empty list", body: []byte(`{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[]}`), wantStatus: 200},
 		{name: "v1beta1 list", body: []byte(`{"kind":"EventList","apiVersion":"audit.k8s.io/v1beta1","items":[{"kind":"Event","apiVersion":"audit.k8s.io/v1beta1","timestamp":"2017-09-11T19:55:05Z","verb":"get"}]}`), wantStatus: 200, wantEvents: 1, wantStats: Stats{Received: 1}},
@@ -205,7 +207,7 @@ func TestWebhookHandlerConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 10 {
-				if status := postEvents(t, srv.Client(), srv.URL, sampleEventList(20)); status != http.StatusOK {
+				if status := postEvents(t, srv.Client(), srv.URL, audittest.SampleEventList(20)); status != http.StatusOK {
 					t.Errorf("status %d", status)
 				}
 			}
@@ -347,7 +349,7 @@ func TestWebhookHandlerClientCertificates(t *testing.T) {
 			client = &http.Client{Transport: tr}
 			defer tr.CloseIdleConnections()
 
-			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, bytes.NewReader(sampleEventList(2)))
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, bytes.NewReader(audittest.SampleEventList(2)))
 			if tt.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tt.token)
 			}

@@ -1,15 +1,17 @@
-package audit
+// Package audittest holds realistic audit events for the tests and
+// benchmarks of the packages that read them.
+package audittest
 
 import (
 	"fmt"
 	"time"
 )
 
-// sampleEvent returns the i-th of a family of realistic audit events, about
+// SampleEvent returns the i-th of a family of realistic audit events, about
 // 1.7 KB each on average, as the API server writes them: a kubelet patching
 // pod status (level Request), a controller reading a Deployment (Metadata,
 // with latency annotations) and a user creating a Deployment (Request).
-func sampleEvent(i int) []byte {
+func SampleEvent(i int) []byte {
 	ts := time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC).Add(time.Duration(i) * time.Millisecond)
 	recv := ts.Format("2006-01-02T15:04:05.000000Z")
 	stage := ts.Add(1874 * time.Microsecond).Format("2006-01-02T15:04:05.000000Z")
@@ -30,25 +32,25 @@ func sampleEvent(i int) []byte {
 	}
 }
 
-// sampleLines returns n sample events, one per line.
-func sampleLines(n int) []byte {
+// SampleLines returns n sample events, one per line.
+func SampleLines(n int) []byte {
 	var b []byte
 	for i := range n {
-		b = append(b, sampleEvent(i)...)
+		b = append(b, SampleEvent(i)...)
 		b = append(b, '\n')
 	}
 	return b
 }
 
-// sampleEventList returns n sample events as an EventList, as the webhook
+// SampleEventList returns n sample events as an EventList, as the webhook
 // backend posts them.
-func sampleEventList(n int) []byte {
+func SampleEventList(n int) []byte {
 	b := []byte(`{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[`)
 	for i := range n {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, sampleEvent(i)...)
+		b = append(b, SampleEvent(i)...)
 	}
 	return append(b, "]}"...)
 }
