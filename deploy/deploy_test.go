@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -57,6 +58,14 @@ var monitorRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
 }
 
+// kubeletRules is the kubelet-config ClusterRole the chart adds with
+// kubelet.readConfig (daemon.KubeletPolicyRules): never in the default
+// install, since get on nodes/proxy reaches every kubelet's API.
+var kubeletRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"nodes/proxy"}, Verbs: []string{"get"}},
+}
+
 // userResources are the kustode.io resources serve's SubjectAccessReviews name.
 var userResources = []string{"alerts", "checks", "exceptions", "findings", "metrics", "posture", "readyz", "rules"}
 
@@ -67,6 +76,16 @@ var userResources = []string{"alerts", "checks", "exceptions", "findings", "metr
 var exemptions = map[string]string{
 	"ClusterRoleBinding": "rbac-secrets-read",
 	"Deployment":         "sa-token-automount",
+	// with kubelet.readConfig only: the binding of nodes/proxy
+	"ClusterRoleBinding/kubelet-config": "rbac-pod-exec",
+}
+
+// exemptionKey is o's key in exemptions.
+func exemptionKey(o kube.Object) string {
+	if o.Ref.Kind == "ClusterRoleBinding" && strings.HasSuffix(o.Ref.Name, "-kubelet-config") {
+		return o.Ref.Kind + "/kubelet-config"
+	}
+	return o.Ref.Kind
 }
 
 // install is one rendering of the chart, decoded.
@@ -298,7 +317,7 @@ func verify(t *testing.T, in install, ns string) {
 		if !ok {
 			continue
 		}
-		if want := exemptions[o.Ref.Kind]; exempt != want {
+		if want := exemptions[exemptionKey(o)]; exempt != want {
 			t.Errorf("%s: kustode.io/exempt %q, want only the argued %q", o.Ref, exempt, want)
 		}
 		if strings.TrimSpace(o.Annotations[posture.ExemptReasonAnnotation]) == "" {
@@ -578,6 +597,8 @@ func TestChart(t *testing.T) {
 		args      []string
 		// wantKinds are kinds the rendering must hold beyond the defaults.
 		wantKinds []string
+		// check, when set, checks more of the rendering.
+		check func(t *testing.T, in install)
 	}{
 		{name: "defaults", release: "kustode", namespace: "kustode",
 			wantKinds: []string{"Secret"}},
@@ -594,6 +615,8 @@ func TestChart(t *testing.T) {
 			args: []string{"--set", "networkPolicy.enabled=false,rbac.aggregateToDefaultRoles=true,config.log.level=debug"}},
 		{name: "memory limit in decimal units", release: "kustode", namespace: "kustode",
 			args: []string{"--set", "resources.limits.memory=3G,resources.requests.memory=2G"}},
+		{name: "kubelet configuration", release: "prod", namespace: "security",
+			args: []string{"--set", "kubelet.readConfig=true,kubelet.configInterval=30m"}, check: checkKubeletRole},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -614,6 +637,56 @@ func TestChart(t *testing.T) {
 				}
 			}
 			verify(t, in, tt.namespace)
+			if tt.check != nil {
+				tt.check(t, in)
+			} else if _, ok := in.typed["ClusterRole/"+tt.release+"-kustode-kubelet-config"]; ok {
+				t.Errorf("the kubelet-config ClusterRole rendered without kubelet.readConfig")
+			}
 		})
+	}
+}
+
+// checkKubeletRole: with kubelet.readConfig the chart grants exactly
+// kubeletRules in a ClusterRole of their own, bound to the monitor's
+// service account, leaves the monitor's role as it is, and turns the
+// setting on in config.yaml.
+func checkKubeletRole(t *testing.T, in install) {
+	t.Helper()
+	const name = "prod-kustode-kubelet-config"
+	role := get[*rbacv1.ClusterRole](t, in, "ClusterRole/"+name)
+	if diff := rulesDiff(role.Rules, kubeletRules); diff != "" {
+		t.Errorf("ClusterRole %s:\n%s", name, diff)
+	}
+	monitor := get[*rbacv1.ClusterRole](t, in, "ClusterRole/prod-kustode")
+	if diff := rulesDiff(monitor.Rules, monitorRules); diff != "" {
+		t.Errorf("ClusterRole prod-kustode changed with kubelet.readConfig:\n%s", diff)
+	}
+	crb := get[*rbacv1.ClusterRoleBinding](t, in, "ClusterRoleBinding/"+name)
+	wantSubject := rbacv1.Subject{Kind: "ServiceAccount", Name: "prod-kustode", Namespace: "security"}
+	if crb.RoleRef.Name != name || len(crb.Subjects) != 1 || crb.Subjects[0] != wantSubject {
+		t.Errorf("ClusterRoleBinding %s binds %v to %v, want ClusterRole %s to %v", name, crb.RoleRef, crb.Subjects, name, wantSubject)
+	}
+	cm := get[*corev1.ConfigMap](t, in, "ConfigMap/security/prod-kustode")
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte(cm.Data["config.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Kubelet.ReadConfig || cfg.Kubelet.ConfigInterval != 30*time.Minute {
+		t.Errorf("config.yaml kubelet %+v, want readConfig on every 30m", cfg.Kubelet)
+	}
+}
+
+// The chart refuses config.kubelet.readConfig: that would turn the
+// setting on without the permissions it needs.
+func TestChartKubeletThroughConfig(t *testing.T) {
+	helm := helmPath(t)
+	cmd := exec.CommandContext(t.Context(), helm, "template", "kustode", chartDir, "--set", "config.kubelet.readConfig=true")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "set the chart value kubelet.readConfig") {
+		t.Errorf("helm template with config.kubelet.readConfig: %v\n%s", err, out)
 	}
 }

@@ -27,6 +27,7 @@ type Config struct {
 	Audit     Audit     `yaml:"audit"`
 	Posture   Posture   `yaml:"posture"`
 	Events    Events    `yaml:"events"`
+	Kubelet   Kubelet   `yaml:"kubelet"`
 	Retention Retention `yaml:"retention"`
 	Log       Log       `yaml:"log"`
 }
@@ -84,6 +85,17 @@ type Events struct {
 	RegistryAllowList []string `yaml:"registryAllowList"`
 }
 
+// Kubelet configures reading each node's running kubelet configuration
+// (the kubelet checks), off by default: it needs get on nodes/proxy, which
+// also reaches the kubelet API of every node (exec into any pod included).
+type Kubelet struct {
+	// ReadConfig reads every node's /configz through the API server's node
+	// proxy at start-up, every ConfigInterval and when a node joins.
+	ReadConfig bool `yaml:"readConfig"`
+	// ConfigInterval is how often every node is read again.
+	ConfigInterval time.Duration `yaml:"configInterval"`
+}
+
 // Retention says how long the store keeps each kind of record; 0 keeps it
 // forever.
 type Retention struct {
@@ -117,6 +129,9 @@ func Default() Config {
 			SecretMaxAge:    90 * 24 * time.Hour,
 		},
 		Events: Events{Enabled: true},
+		Kubelet: Kubelet{
+			ConfigInterval: 10 * time.Minute,
+		},
 		Retention: Retention{
 			Alerts:           30 * 24 * time.Hour,
 			ResolvedFindings: 30 * 24 * time.Hour,

@@ -129,6 +129,7 @@ func TestFull(t *testing.T) {
 			Namespaces:      []string{"default", "payments"},
 		},
 		Events:    Events{Enabled: false, RegistryAllowList: []string{"ghcr.io/acme", "registry.k8s.io"}},
+		Kubelet:   Kubelet{ReadConfig: true, ConfigInterval: 30 * time.Minute},
 		Retention: Retention{Alerts: 90 * 24 * time.Hour, ResolvedFindings: 0, History: 90 * time.Minute},
 		Log:       Log{Level: "debug", Format: "json"},
 	}

@@ -249,6 +249,22 @@ var settings = []Setting{
 		field: func(c *Config) any { return &c.Events.RegistryAllowList },
 	},
 	{
+		Key: "kubelet.readConfig", Flag: "kubelet-read-config",
+		Usage: "judge each node's running kubelet configuration, read through the API server's node proxy (needs list and watch on nodes and get on nodes/proxy)",
+		Details: "Off by default: `get` on `nodes/proxy` reaches the kubelet API of every node, which also runs commands in any pod " +
+			"(exec) past audit and admission. With it on, serve reads every node's `/configz` before its first posture evaluation, " +
+			"every `kubelet.configInterval` and when a node joins, and the kubelet checks judge each as a `KubeletConfiguration` " +
+			"named after its node. A node that cannot be read keeps its last configuration read and is reported by the coverage " +
+			"self-check (condition `kubelet-config`), without making serve unready. The Helm chart grants the permissions in a " +
+			"separate ClusterRole when its value `kubelet.readConfig` is true.",
+		field: func(c *Config) any { return &c.Kubelet.ReadConfig },
+	},
+	{
+		Key: "kubelet.configInterval", Flag: "kubelet-config-interval",
+		Usage: "how often every node's kubelet configuration is read again, with kubelet.readConfig; at least 30s",
+		field: func(c *Config) any { return &c.Kubelet.ConfigInterval },
+	},
+	{
 		Key: "retention.alerts", Flag: "retention-alerts",
 		Usage: "how long alerts are kept; 0 keeps them forever",
 		field: func(c *Config) any { return &c.Retention.Alerts },

@@ -116,6 +116,12 @@ func (c *Config) validate() problems {
 		}
 	}
 
+	p.duration("kubelet.configInterval", c.Kubelet.ConfigInterval, false)
+	if d := c.Kubelet.ConfigInterval; d > 0 && d < minKubeletInterval {
+		p.add("kubelet.configInterval", "%s is too short: every round reads every node's kubelet through the API server; use at least %s (example 10m)",
+			formatDuration(d), formatDuration(minKubeletInterval))
+	}
+
 	p.duration("retention.alerts", c.Retention.Alerts, true)
 	p.duration("retention.resolvedFindings", c.Retention.ResolvedFindings, true)
 	p.duration("retention.history", c.Retention.History, true)
@@ -132,6 +138,9 @@ func (c *Config) validate() problems {
 	}
 	return p
 }
+
+// minKubeletInterval bounds kubelet.configInterval from below.
+const minKubeletInterval = 30 * time.Second
 
 var pssVersion = regexp.MustCompile(`^(latest|v1\.(0|[1-9][0-9]*))$`)
 

@@ -22,15 +22,26 @@ type Condition struct {
 	Detail string `json:"detail,omitempty"`
 	// syncing: not bad yet, only not ready; an alert after a grace period.
 	syncing bool
+	// advisory: bad (shown, alerted, counted in kustode_coverage_ok) but no
+	// reason to be unready: it hides a part of what kustode judges, not
+	// kustode itself (see kubeletCondition).
+	advisory bool
 }
 
+// Advisory reports whether the condition, when not OK, leaves serve ready.
+func (c Condition) Advisory() bool { return c.advisory }
+
 // Coverage is kustode's self-check: it says what kustode cannot see (an
-// informer not synced or forbidden, a silent audit feed, a failing store)
+// informer not synced or forbidden, a silent audit feed, a failing store,
+// kubelets whose configuration cannot be read)
 // instead of showing "0 findings". Each condition that turns bad raises one
 // alert (rule coverage-*), and it shows in /readyz and /metrics.
 type Coverage struct {
-	inv     *Inventory
-	events  *Events
+	inv    *Inventory
+	events *Events
+	// kubelet, when set (kubelet.readConfig), adds the condition
+	// kubelet-config.
+	kubelet *KubeletConfigs
 	ping    func(context.Context) error
 	alerts  AlertStore
 	metrics *metrics
@@ -83,7 +94,8 @@ func (c *Coverage) Start(ctx context.Context) error {
 	}
 }
 
-// check evaluates every condition and reports whether all are OK.
+// check evaluates every condition and reports whether all are OK (advisory
+// ones aside).
 func (c *Coverage) check(ctx context.Context) bool {
 	now := time.Now()
 	var conds []Condition
@@ -109,6 +121,19 @@ func (c *Coverage) check(ctx context.Context) bool {
 			cond.Detail, cond.syncing = "Kubernetes Events informer not synced (list and watch on events needed)", true
 		}
 		conds = append(conds, cond)
+	}
+	if c.kubelet != nil {
+		st := c.kubelet.Status()
+		forbidden := 0
+		for _, f := range st.Failures {
+			if rbacForbidden(f.Err) {
+				forbidden++
+			}
+		}
+		c.metrics.kubeletNodes.WithLabelValues("read").Set(float64(st.Read))
+		c.metrics.kubeletNodes.WithLabelValues("failed").Set(float64(len(st.Failures) - forbidden))
+		c.metrics.kubeletNodes.WithLabelValues("forbidden").Set(float64(forbidden))
+		conds = append(conds, kubeletCondition(st))
 	}
 	if c.AuditSilence > 0 {
 		last := c.started
@@ -143,7 +168,7 @@ func (c *Coverage) check(ctx context.Context) bool {
 	c.conds = conds
 	pending := c.pending
 	c.mu.Unlock()
-	allOK := !slices.ContainsFunc(conds, func(c Condition) bool { return !c.OK })
+	allOK := !slices.ContainsFunc(conds, func(c Condition) bool { return !c.OK && !c.advisory })
 	if len(pending) == 0 || !storeCond.OK {
 		return allOK
 	}

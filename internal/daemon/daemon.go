@@ -27,6 +27,7 @@ import (
 	"github.com/kustode/kustode/internal/audit"
 	"github.com/kustode/kustode/internal/config"
 	"github.com/kustode/kustode/internal/detect"
+	"github.com/kustode/kustode/internal/kube"
 	"github.com/kustode/kustode/internal/posture"
 	"github.com/kustode/kustode/internal/posture/checks"
 	"github.com/kustode/kustode/internal/store"
@@ -46,6 +47,7 @@ type Daemon struct {
 
 	inv      *Inventory
 	posture  *Posture
+	kubelet  *KubeletConfigs // nil unless kubelet.readConfig
 	events   *Events
 	coverage *Coverage
 	engine   *detect.Engine
@@ -149,6 +151,20 @@ func New(ctx context.Context, cfg config.Config, restCfg *rest.Config, log *slog
 	d.inv = NewInventory(watchClient, dyn, meta, disc, cfg.Posture.Namespaces, log.With("component", "inventory"), nil)
 	d.posture = NewPosture(d.inv, d.baseEngine.WithExceptions(exc), d.store, d.m, log.With("component", "posture"))
 	d.inv.onChange = d.posture.Changed
+	if cfg.Kubelet.ReadConfig {
+		// Each node's running kubelet configuration, judged beside the
+		// inventory's objects: the posture's snapshot holds them too.
+		// Read with the JSON client: /configz is JSON.
+		read := func(ctx context.Context, node string) (kube.Object, error) {
+			return kube.KubeletConfig(ctx, client, node)
+		}
+		d.kubelet = NewKubeletConfigs(watchClient, read, d.posture.Changed, log.With("component", "kubelet-config"))
+		if cfg.Kubelet.ConfigInterval > 0 {
+			d.kubelet.Interval = cfg.Kubelet.ConfigInterval
+		}
+		inventory := d.posture.snapshot
+		d.posture.snapshot = func() []*entry { return d.kubelet.withKubelet(inventory()) }
+	}
 	if cfg.Posture.Resync > 0 {
 		d.posture.Resync = cfg.Posture.Resync
 	}
@@ -190,7 +206,7 @@ func New(ctx context.Context, cfg config.Config, restCfg *rest.Config, log *slog
 	}
 	d.registerIntakeStats()
 	d.coverage = &Coverage{
-		inv: d.inv, events: d.events, ping: d.store.Ping, alerts: d.store, metrics: d.m,
+		inv: d.inv, events: d.events, kubelet: d.kubelet, ping: d.store.Ping, alerts: d.store, metrics: d.m,
 		log: log.With("component", "coverage"), Interval: 5 * time.Second, lastAudit: &d.lastAudit,
 	}
 	if cfg.Audit.LogPath != "" || cfg.Audit.WebhookListen != "" {
@@ -355,7 +371,7 @@ func (d *Daemon) FirstFullPosture() time.Time { return d.posture.FirstFullAt() }
 func (d *Daemon) ready() []web.Condition {
 	var out []web.Condition
 	for _, c := range d.coverage.Conditions() {
-		out = append(out, web.Condition{Name: c.Name, OK: c.OK, Detail: c.Detail})
+		out = append(out, web.Condition{Name: c.Name, OK: c.OK, Detail: c.Detail, Advisory: c.Advisory()})
 	}
 	if len(out) == 0 {
 		out = append(out, web.Condition{Name: "starting", OK: false, Detail: "first self-check not done yet"})
@@ -431,7 +447,17 @@ func (d *Daemon) Start(ctx context.Context) error {
 		})
 	}
 	run("inventory", d.inv.Start)
-	run("posture", d.posture.Start)
+	if d.kubelet != nil {
+		run("kubelet config", d.kubelet.Start)
+	}
+	run("posture", func(ctx context.Context) error {
+		// The first full posture includes the kubelet configurations:
+		// it waits until they were tried once (bounded by FirstWait).
+		if d.kubelet != nil && !d.kubelet.WaitFirst(ctx) {
+			return nil
+		}
+		return d.posture.Start(ctx)
+	})
 	run("coverage", d.coverage.Start)
 	run("api", d.api.Start)
 	if d.events != nil {
@@ -456,7 +482,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	run("maintenance", d.maintain)
 	d.log.Info("kustode serve started", "version", version.Get().Version, "store", d.store.Backend(),
-		"listen", d.cfg.Listen, "audit_webhook", d.cfg.Audit.WebhookListen, "audit_log", d.cfg.Audit.LogPath)
+		"listen", d.cfg.Listen, "audit_webhook", d.cfg.Audit.WebhookListen, "audit_log", d.cfg.Audit.LogPath,
+		"kubelet_read_config", d.cfg.Kubelet.ReadConfig)
 	wg.Wait()
 	close(errs)
 	var all []error

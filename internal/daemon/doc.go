@@ -15,10 +15,16 @@
 //     selected by the API server), evaluated by the rules of
 //     internal/detect; alerts are stored before a batch is accepted, so none
 //     is lost to a store outage.
+//   - Kubelet configurations (kubelet.readConfig, off by default): each
+//     node's running kubelet configuration, read through the API server's
+//     node proxy at start-up (before the first posture), every interval and
+//     as nodes join, judged by the posture beside the inventory's objects.
 //   - Coverage: what kustode cannot see, as alerts, /readyz detail and
 //     metrics.
 //   - The API of internal/web.
 //
 // Nothing is written into the cluster: serve's ClusterRole (PolicyRules,
-// what deploy/ installs) is read-only.
+// what deploy/ installs) is read-only. kubelet.readConfig needs more
+// (KubeletPolicyRules: get on nodes/proxy, which also reaches the kubelet
+// API), granted by a separate, opt-in ClusterRole.
 package daemon

@@ -19,6 +19,7 @@ type metrics struct {
 	evaluations       *prometheus.CounterVec
 	evaluationSeconds prometheus.Histogram
 	coverageOK        *prometheus.GaugeVec
+	kubeletNodes      *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -58,8 +59,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		coverageOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kustode_coverage_ok", Help: "1 when a coverage self-check passes, 0 when kustode cannot see something.",
 		}, []string{"check"}),
+		kubeletNodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kustode_kubelet_config_nodes",
+			Help: "Nodes by the state of their kubelet configuration read (kubelet.readConfig): read, failed (kubelet unreachable), forbidden (RBAC).",
+		}, []string{"state"}),
 	}
-	reg.MustRegister(m.findingsOpen, m.alerts, m.eventsReceived, m.eventsDropped, m.auditLag,
+	reg.MustRegister(m.kubeletNodes, m.findingsOpen, m.alerts, m.eventsReceived, m.eventsDropped, m.auditLag,
 		m.informerSynced, m.informerForbidden, m.storeErrors, m.evaluations, m.evaluationSeconds, m.coverageOK)
 	return m
 }

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -59,7 +59,7 @@ func KubeletConfigs(ctx context.Context, client kubernetes.Interface) ([]Object,
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			obj, err := kubeletConfig(ctx, client, n)
+			obj, err := KubeletConfig(ctx, client, n.Name)
 			results[i] = result{obj, err}
 		})
 	}
@@ -76,12 +76,26 @@ func KubeletConfigs(ctx context.Context, client kubernetes.Interface) ([]Object,
 	return objs, errs
 }
 
-func kubeletConfig(ctx context.Context, client kubernetes.Interface, n *corev1.Node) (Object, error) {
+// KubeletConfig reads one node's running kubelet configuration through the
+// API server's node proxy (GET /api/v1/nodes/NODE/proxy/configz, which needs
+// get on nodes/proxy), as a KubeletConfiguration object named after the
+// node, bounded by a 10 s timeout. It does not retry. An error from the API
+// server (forbidden, the kubelet unreachable) wraps the *errors.StatusError,
+// with the proxy's own explanation when it has one.
+func KubeletConfig(ctx context.Context, client kubernetes.Interface, node string) (Object, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	raw, err := client.CoreV1().RESTClient().Get().
-		AbsPath("/api/v1/nodes", n.Name, "proxy", "configz").Do(ctx).Raw()
+		AbsPath("/api/v1/nodes", node, "proxy", "configz").Do(ctx).Raw()
 	if err != nil {
+		// The API server's own refusal (RBAC) or the proxy's failure to
+		// reach the kubelet is a Status that client-go leaves undecoded
+		// here: decode it, so that callers can tell a forbidden from an
+		// unreachable kubelet (apierrors.IsForbidden) and read its message.
+		var st metav1.Status
+		if json.Unmarshal(raw, &st) == nil && st.Kind == "Status" && st.Status == metav1.StatusFailure {
+			return Object{}, &apierrors.StatusError{ErrStatus: st}
+		}
 		// A proxy error's body says what went wrong (unreachable kubelet,
 		// TLS, 404 from a kubelet without configz); client-go's generic
 		// message does not.
@@ -104,13 +118,13 @@ func kubeletConfig(ctx context.Context, client kubernetes.Interface, n *corev1.N
 	}
 	cfg := configz.KubeletConfig
 	cfg["apiVersion"], cfg["kind"] = KubeletConfigAPIVersion, KubeletConfigKind
-	cfg["metadata"] = map[string]any{"name": n.Name}
+	cfg["metadata"] = map[string]any{"name": node}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return Object{}, err
 	}
 	return Object{
-		Ref: finding.ObjectRef{APIVersion: KubeletConfigAPIVersion, Kind: KubeletConfigKind, Name: n.Name},
+		Ref: finding.ObjectRef{APIVersion: KubeletConfigAPIVersion, Kind: KubeletConfigKind, Name: node},
 		Raw: b,
 	}, nil
 }

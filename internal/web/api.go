@@ -401,7 +401,7 @@ func (s *Server) getReadyz(w http.ResponseWriter, r *http.Request) (string, int)
 	}
 	ready := true
 	for _, c := range conds {
-		ready = ready && c.OK
+		ready = ready && (c.OK || c.Advisory)
 	}
 	code := http.StatusOK
 	if !ready {

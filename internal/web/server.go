@@ -42,6 +42,9 @@ type Condition struct {
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail,omitempty"`
+	// Advisory: when not OK, shown but no reason to be unready (kustode
+	// cannot see a part of what it judges, yet serves and receives).
+	Advisory bool `json:"advisory,omitempty"`
 }
 
 // Readiness reports whether the monitor is ready to serve. Ready is called

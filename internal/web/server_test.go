@@ -356,6 +356,7 @@ func TestReadyz(t *testing.T) {
 	ts := newTestServer(t)
 	synced := Condition{Name: "informer pods synced", OK: true}
 	forbidden := Condition{Name: "informer secrets synced", OK: false, Detail: "forbidden: list secrets"}
+	advisory := Condition{Name: "kubelet-config", OK: false, Detail: "1 of 3 nodes not read", Advisory: true}
 	type readyBody struct {
 		Ready      bool        `json:"ready"`
 		Conditions []Condition `json:"conditions"`
@@ -374,6 +375,8 @@ func TestReadyz(t *testing.T) {
 		{"ready, token", []Condition{synced}, aliceToken, 200, "", &readyBody{true, []Condition{synced}}},
 		{"not ready, token", []Condition{synced, forbidden}, aliceToken, 503, "", &readyBody{false, []Condition{synced, forbidden}}},
 		{"no conditions, token", nil, aliceToken, 200, "", &readyBody{true, []Condition{}}},
+		{"advisory only, token", []Condition{synced, advisory}, aliceToken, 200, "", &readyBody{true, []Condition{synced, advisory}}},
+		{"advisory and not ready", []Condition{advisory, forbidden}, "", 503, "not ready\n", nil},
 		{"bad token", []Condition{synced}, "nobody-0123456789", 401, "", nil},
 		{"denied", []Condition{synced}, bobToken, 403, "", nil},
 	}

@@ -156,6 +156,27 @@ func (s *serveInstance) call(t *testing.T, method, path, token string, out any) 
 	return resp.StatusCode
 }
 
+// rawGet returns the body of GET path with the static token, failing
+// unless it is 200.
+func (s *serveInstance) rawGet(t *testing.T, path string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
 // post sends body (JSON, may be empty) with the static token.
 func (s *serveInstance) post(t *testing.T, path, body string) int {
 	t.Helper()
@@ -522,6 +543,47 @@ func installRole(t *testing.T) *rbacv1.ClusterRole {
 	return nil
 }
 
+// startServeAs runs serve as a new service account granted exactly rules
+// (a ClusterRole bound to it), deleted when the test ends.
+func startServeAs(t *testing.T, name string, rules []rbacv1.PolicyRule, mutate func(*config.Config)) *serveInstance {
+	t.Helper()
+	ctx := t.Context()
+	admin := clientFor(t, cp.Config(controlplane.AdminUser))
+	const ns = "kustode-rbac-e2e"
+	if err := cp.EnsureNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + name}, Rules: rules}
+	if _, err := admin.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name},
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		bg := context.Background()
+		_ = admin.RbacV1().ClusterRoleBindings().Delete(bg, crb.Name, metav1.DeleteOptions{})
+		_ = admin.RbacV1().ClusterRoles().Delete(bg, cr.Name, metav1.DeleteOptions{})
+		_ = admin.CoreV1().ServiceAccounts(ns).Delete(bg, name, metav1.DeleteOptions{})
+	})
+	tr, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cp.AnonymousConfig()
+	cfg.BearerToken = tr.Status.Token
+	return startServe(t, cfg, t.TempDir(), mutate)
+}
+
 // TestServeInstallRBAC proves the install's ClusterRole sufficient and
 // minimal: it grants exactly what serve says it needs, and serve running as
 // a service account with exactly that role syncs every informer. Without one
@@ -562,41 +624,8 @@ func TestServeInstallRBAC(t *testing.T) {
 		}
 	}
 
-	admin := clientFor(t, cp.Config(controlplane.AdminUser))
 	run := func(t *testing.T, name string, rules []rbacv1.PolicyRule) *serveInstance {
-		const ns = "kustode-rbac-e2e"
-		if err := cp.EnsureNamespace(ctx, ns); err != nil {
-			t.Fatal(err)
-		}
-		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
-		if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + name}, Rules: rules}
-		if _, err := admin.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		crb := &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + name},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name},
-		}
-		if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			bg := context.Background()
-			_ = admin.RbacV1().ClusterRoleBindings().Delete(bg, crb.Name, metav1.DeleteOptions{})
-			_ = admin.RbacV1().ClusterRoles().Delete(bg, cr.Name, metav1.DeleteOptions{})
-			_ = admin.CoreV1().ServiceAccounts(ns).Delete(bg, name, metav1.DeleteOptions{})
-		})
-		tr, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := cp.AnonymousConfig()
-		cfg.BearerToken = tr.Status.Token
-		return startServe(t, cfg, t.TempDir(), nil)
+		return startServeAs(t, name, rules, nil)
 	}
 
 	t.Run("exactly the install role", func(t *testing.T) {

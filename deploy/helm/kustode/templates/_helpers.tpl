@@ -90,7 +90,9 @@ GOMEMLIMIT itself.
 
 {{/*
 config.yaml. The chart owns listen, dataDir, api and audit (ports and the
-paths of the mounted volumes); every other key of .Values.config is copied.
+paths of the mounted volumes), and kubelet when kubelet.readConfig is on
+(it grants the permissions too); every other key of .Values.config is
+copied.
 One projected volume at /etc/kustode holds config.yaml, audit/token and the
 TLS files, so no mount nests inside another.
 */}}
@@ -104,6 +106,11 @@ TLS files, so no mount nests inside another.
 {{- $_ := set $owned "audit" $audit }}
 {{- if .Values.api.tls.secretName }}
 {{- $_ := set $owned "api" (dict "tlsCertFile" "/etc/kustode/tls/api/tls.crt" "tlsKeyFile" "/etc/kustode/tls/api/tls.key") }}
+{{- end }}
+{{- if .Values.kubelet.readConfig }}
+{{- $_ := set $owned "kubelet" (dict "readConfig" true "configInterval" .Values.kubelet.configInterval) }}
+{{- else if dig "kubelet" "readConfig" false (.Values.config | default dict) }}
+{{- fail "config.kubelet.readConfig: set the chart value kubelet.readConfig instead, which also grants the permissions it needs (get on nodes/proxy)" }}
 {{- end }}
 {{- toYaml (mustMergeOverwrite (deepCopy (.Values.config | default dict)) $owned) }}
 {{- end }}
