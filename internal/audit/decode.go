@@ -1,16 +1,16 @@
 package audit
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/kustode/kustode/internal/jsonscan"
 )
 
 // Why a hand-written decoder: audit events arrive at tens of thousands per
@@ -381,7 +381,7 @@ func (d *decoder) nextKeyCompact(first bool) ([]byte, bool) {
 	if i >= len(data) || data[i] != '"' {
 		return nil, false
 	}
-	j := indexAttention(data, i+1)
+	j := jsonscan.IndexAttention(data, i+1)
 	if j+1 >= len(data) || data[j] != '"' || data[j+1] != ':' {
 		return nil, false
 	}
@@ -437,7 +437,7 @@ func (d *decoder) scanString() (raw []byte, plain bool, err error) {
 	start := d.pos + 1
 	// Most strings are short and plain: eight bytes at a time to the
 	// first byte that needs attention, and done if it is the closing quote.
-	i := indexAttention(data, start)
+	i := jsonscan.IndexAttention(data, start)
 	if i < len(data) && data[i] == '"' {
 		d.pos = i + 1
 		return data[start:i], true, nil
@@ -454,7 +454,7 @@ func (d *decoder) scanStringFrom(start, i int) (raw []byte, plain bool, err erro
 		// Eight bytes at a time while none of them needs attention: most
 		// strings are plain ASCII, and this is where decoding spends its
 		// time.
-		i = indexAttention(data, i)
+		i = jsonscan.IndexAttention(data, i)
 		for i < len(data) && strSafe[data[i]] {
 			i++
 		}
@@ -483,7 +483,7 @@ func (d *decoder) scanStringFrom(start, i int) (raw []byte, plain bool, err erro
 						d.pos = len(data)
 						return nil, false, d.eof()
 					}
-					if !isHex(data[i+k]) {
+					if !jsonscan.IsHex(data[i+k]) {
 						d.pos = i + k
 						return nil, false, d.unexpected("in \\u hexadecimal character escape")
 					}
@@ -503,43 +503,6 @@ func (d *decoder) scanStringFrom(start, i int) (raw []byte, plain bool, err erro
 	}
 }
 
-const (
-	lsb = 0x0101010101010101
-	msb = 0x8080808080808080
-)
-
-// attention returns, for the eight bytes in x (the first in the low bits),
-// a mask whose lowest set bit is the high bit of the first that is a quote,
-// a backslash, a control character or not ASCII; zero when none is. Bits
-// above the lowest may be set for bytes that need no attention (a borrow
-// carries into them), so only the lowest one says where.
-//
-// Bytes before the first that needs attention neither borrow nor set a
-// high bit in any term: (v-lsb)&^v sets it where v is zero (a quote or a
-// backslash), x-0x20*lsb where x < 0x20, and x itself where x >= 0x80.
-func attention(x uint64) uint64 {
-	quote := x ^ (lsb * '"')
-	backslash := x ^ (lsb * '\\')
-	return ((quote-lsb)&^quote | (backslash-lsb)&^backslash | (x - lsb*0x20) | x) & msb
-}
-
-// indexAttention returns the index of the first byte of data at or after
-// i that needs attention in a string literal (see attention), or the index
-// of the last few bytes, fewer than eight, that it did not look at.
-func indexAttention(data []byte, i int) int {
-	for i+8 <= len(data) {
-		if m := attention(binary.LittleEndian.Uint64(data[i : i+8])); m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
-		}
-		i += 8
-	}
-	return i
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
 // appendUnquoted appends the value of a string literal's contents s, already
 // validated by scanString, the way encoding/json does: escapes decoded,
 // invalid UTF-8 and unpaired surrogates replaced by U+FFFD.
@@ -548,7 +511,7 @@ func appendUnquoted(b, s []byte) []byte {
 		// Copy the run up to the next escape or non-ASCII byte at once;
 		// a validated literal has no quote or control character, so the
 		// bytes needing attention are those.
-		j := indexAttention(s, r)
+		j := jsonscan.IndexAttention(s, r)
 		for j < len(s) && s[j] != '\\' && s[j] < utf8.RuneSelf {
 			j++
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kustode/kustode/internal/audit/audittest"
+	"github.com/kustode/kustode/internal/jsonscan"
 )
 
 // refEvent mirrors Event field by field, without Event's UnmarshalJSON:
@@ -404,7 +405,7 @@ func TestAttention(t *testing.T) {
 				b[i] = byte(rng.Uint32())
 			}
 		}
-		m := attention(binary.LittleEndian.Uint64(b[:]))
+		m := jsonscan.Attention(binary.LittleEndian.Uint64(b[:]))
 		want := first(b[:])
 		got := -1
 		if m != 0 {

@@ -1,5 +1,7 @@
 package audit
 
+import "github.com/kustode/kustode/internal/jsonscan"
+
 // Why a second skipper: requestObject, responseObject and the fields no
 // rule reads (responseStatus.details, v1beta1 metadata) are most of an
 // event's bytes, and skip spends a few function calls per token on them
@@ -37,7 +39,7 @@ value: // i is at the first byte of a value.
 			return false
 		}
 		stack, depth = stack<<1|1, depth+1
-		i = skipSpace(data, i+1)
+		i = jsonscan.SkipSpace(data, i+1)
 		if i < n && data[i] == '}' {
 			i++
 			stack, depth = stack>>1, depth-1
@@ -49,7 +51,7 @@ value: // i is at the first byte of a value.
 			return false
 		}
 		stack, depth = stack<<1, depth+1
-		i = skipSpace(data, i+1)
+		i = jsonscan.SkipSpace(data, i+1)
 		if i < n && data[i] == ']' {
 			i++
 			stack, depth = stack>>1, depth-1
@@ -57,7 +59,7 @@ value: // i is at the first byte of a value.
 		}
 		goto value
 	case '"':
-		if i = skipString(data, i); i < 0 {
+		if i = jsonscan.SkipString(data, i); i < 0 {
 			return false
 		}
 		goto after
@@ -90,25 +92,25 @@ key: // i is where an object key must start.
 	if i >= n || data[i] != '"' {
 		return false
 	}
-	if i = skipString(data, i); i < 0 {
+	if i = jsonscan.SkipString(data, i); i < 0 {
 		return false
 	}
-	i = skipSpace(data, i)
+	i = jsonscan.SkipSpace(data, i)
 	if i >= n || data[i] != ':' {
 		return false
 	}
-	i = skipSpace(data, i+1)
+	i = jsonscan.SkipSpace(data, i+1)
 	goto value
 
 after: // A value ended at i; what follows depends on its container.
 	for depth > 0 {
-		i = skipSpace(data, i)
+		i = jsonscan.SkipSpace(data, i)
 		if i >= n {
 			return false
 		}
 		switch c = data[i]; {
 		case c == ',':
-			i = skipSpace(data, i+1)
+			i = jsonscan.SkipSpace(data, i+1)
 			if stack&1 != 0 {
 				goto key
 			}
@@ -122,51 +124,6 @@ after: // A value ended at i; what follows depends on its container.
 	}
 	d.pos = i
 	return true
-}
-
-// skipSpace returns the index of the first byte at or after i that is not
-// JSON whitespace.
-func skipSpace(data []byte, i int) int {
-	for i < len(data) && data[i] <= ' ' && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the valid string literal whose
-// opening quote is at i, or -1 if it is invalid or unterminated. Bytes that
-// are not ASCII need no check: encoding/json keeps invalid UTF-8 in raw
-// values, and replaces it only in strings it decodes.
-func skipString(data []byte, i int) int {
-	i++
-	for {
-		if i = indexAttention(data, i); i >= len(data) {
-			return -1
-		}
-		switch c := data[i]; {
-		case c == '"':
-			return i + 1
-		case c == '\\':
-			if i+1 >= len(data) {
-				return -1
-			}
-			switch data[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(data) || !isHex(data[i+2]) || !isHex(data[i+3]) || !isHex(data[i+4]) || !isHex(data[i+5]) {
-					return -1
-				}
-				i += 6
-			default:
-				return -1
-			}
-		case c < 0x20:
-			return -1
-		default: // not ASCII, or a plain byte of the last few
-			i++
-		}
-	}
 }
 
 // skipNumber returns the index after the valid number literal at i, or -1.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+
+	"github.com/kustode/kustode/internal/jsonscan"
 )
 
 // Why this exists: the pod helpers read a recorded object's pod spec as
@@ -238,6 +240,13 @@ func (p *plainParser) str(key bool) ([]byte, bool) {
 	p.pos++ // '"'
 	start := p.pos
 	for p.pos < len(p.data) {
+		if !key {
+			// Values: eight bytes at a time to the next that needs a
+			// look. Keys are short, and must also refuse 0x7f.
+			if p.pos = jsonscan.IndexAttention(p.data, p.pos); p.pos >= len(p.data) {
+				break
+			}
+		}
 		c := p.data[p.pos]
 		switch {
 		case c == '"':
@@ -260,7 +269,7 @@ func (p *plainParser) str(key bool) ([]byte, bool) {
 					return nil, false
 				}
 				for _, h := range p.data[p.pos+2 : p.pos+6] {
-					if !isHexDigit(h) {
+					if !jsonscan.IsHex(h) {
 						return nil, false
 					}
 				}
@@ -273,10 +282,6 @@ func (p *plainParser) str(key bool) ([]byte, bool) {
 		}
 	}
 	return nil, false
-}
-
-func isHexDigit(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 // number parses an integer of at most plainMaxDigit digits.
@@ -331,7 +336,7 @@ func podSecurityPlain(kind string, raw []byte) (*podSecurity, bool, error) {
 	default:
 		return nil, false, nil
 	}
-	obj := raw[skipSpace(raw, 0):]
+	obj := raw[jsonscan.SkipSpace(raw, 0):]
 	for _, name := range path {
 		v, err := objectOrNull(plainMember(obj, name))
 		if err != nil {
@@ -429,19 +434,19 @@ func plainMembers(obj []byte) iter.Seq2[[]byte, []byte] {
 		if obj == nil {
 			return
 		}
-		i := skipSpace(obj, 1)
+		i := jsonscan.SkipSpace(obj, 1)
 		for i < len(obj) && obj[i] == '"' {
 			end := skipValue(obj, i)
 			key := obj[i+1 : end-1]
-			i = skipSpace(obj, end)
-			i = skipSpace(obj, i+1) // ':'
+			i = jsonscan.SkipSpace(obj, end)
+			i = jsonscan.SkipSpace(obj, i+1) // ':'
 			end = skipValue(obj, i)
 			if !yield(key, obj[i:end]) {
 				return
 			}
-			i = skipSpace(obj, end)
+			i = jsonscan.SkipSpace(obj, end)
 			if obj[i] == ',' {
-				i = skipSpace(obj, i+1)
+				i = jsonscan.SkipSpace(obj, i+1)
 			}
 		}
 	}
@@ -450,30 +455,18 @@ func plainMembers(obj []byte) iter.Seq2[[]byte, []byte] {
 // plainElements yields the elements of arr, a valid JSON array.
 func plainElements(arr []byte) iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
-		i := skipSpace(arr, 1)
+		i := jsonscan.SkipSpace(arr, 1)
 		for i < len(arr) && arr[i] != ']' {
 			end := skipValue(arr, i)
 			if !yield(arr[i:end]) {
 				return
 			}
-			i = skipSpace(arr, end)
+			i = jsonscan.SkipSpace(arr, end)
 			if arr[i] == ',' {
-				i = skipSpace(arr, i+1)
+				i = jsonscan.SkipSpace(arr, i+1)
 			}
 		}
 	}
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
 }
 
 // skipValue returns the end of the valid JSON value starting at data[i].
@@ -510,15 +503,11 @@ func skipValue(data []byte, i int) int {
 	return i
 }
 
-// skipString returns the end of the string literal starting at data[i].
+// skipString returns the end of the valid string literal starting at
+// data[i] (or the end of data, which a valid object never reaches).
 func skipString(data []byte, i int) int {
-	for i++; i < len(data); i++ {
-		switch data[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
+	if end := jsonscan.SkipString(data, i); end >= 0 {
+		return end
 	}
-	return i
+	return len(data)
 }
