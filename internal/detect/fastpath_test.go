@@ -181,6 +181,12 @@ func checkPlain(t testing.TB, raw []byte) (plain bool) {
 
 // plainSamples are objects on both sides of what plainObject accepts.
 var plainSamples = []string{
+	// Strings full of escapes before the fields the helpers read (skipped
+	// by skipString): kubectl's last-applied annotation, an escaped
+	// backslash right before a closing quote, a quote after an escaped one.
+	`{"kind":"Deployment","metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"kind\":\"Deployment\",\"spec\":{\"x\":\"\\\"\"}}\n"}},"spec":{"template":{"spec":{"hostPID":true,"containers":[{"name":"c"}]}}}}`,
+	`{"kind":"Pod","metadata":{"labels":{"a":"b\\","c\u0022":"d"}},"spec":{"hostNetwork":true,"containers":[{"name":"x\\\"y","securityContext":{"privileged":true}}]}}`,
+	`{"kind":"Pod","metadata":{"name":"\\\\"},"spec":{"hostIPC":true}}`,
 	`{"kind":"Pod","spec":{"containers":[{"name":"c","securityContext":{"privileged":true}}]}}`,
 	`{"kind":"Pod","Spec":{"hostNetwork":true},"spec":{"hostPID":true}}`,
 	`{"kind":"Pod","spec":{"hostNetwork":true},"spec":{"hostPID":true}}`,

@@ -503,11 +503,26 @@ func skipValue(data []byte, i int) int {
 	return i
 }
 
-// skipString returns the end of the valid string literal starting at
-// data[i] (or the end of data, which a valid object never reaches).
+// skipString returns the end of the string literal starting at data[i],
+// in an object already found plain (valid): after the first quote that no
+// odd run of backslashes escapes. bytes.IndexByte finds the quotes many
+// bytes at a time, also through values full of escapes (kubectl's
+// last-applied annotation), which a scan that stops at each escape does not.
 func skipString(data []byte, i int) int {
-	if end := jsonscan.SkipString(data, i); end >= 0 {
-		return end
+	for j := i + 1; j < len(data); {
+		k := bytes.IndexByte(data[j:], '"')
+		if k < 0 {
+			break
+		}
+		j += k
+		escaped := false
+		for b := j - 1; b > i && data[b] == '\\'; b-- {
+			escaped = !escaped
+		}
+		if !escaped {
+			return j + 1
+		}
+		j++
 	}
 	return len(data)
 }
