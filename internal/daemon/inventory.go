@@ -273,6 +273,10 @@ func RequiredPermissions() []Permission {
 // Start runs every informer until ctx is done; it blocks.
 func (inv *Inventory) Start(ctx context.Context) error {
 	var wg sync.WaitGroup
+	// The initial lists are serve's largest burst of short-lived memory
+	// (every object decoded whole, then trimmed), and what they keep is
+	// most of what serve keeps: the lowest GC goal until they are done.
+	endBurst := gcBurst(listBurst)
 	for _, k := range watchedKinds() {
 		st := &KindStatus{Kind: k.gvk.Kind}
 		inv.mu.Lock()
@@ -284,6 +288,7 @@ func (inv *Inventory) Start(ctx context.Context) error {
 		}
 		inf, handler, err := inv.newInformer(k)
 		if err != nil {
+			endBurst()
 			return err
 		}
 		inv.mu.Lock()
@@ -301,6 +306,10 @@ func (inv *Inventory) Start(ctx context.Context) error {
 			}
 		})
 	}
+	wg.Go(func() {
+		inv.WaitForSync(ctx)
+		endBurst()
+	})
 	wg.Wait()
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -252,25 +253,10 @@ func TestInventoryEvents(t *testing.T) {
 	inv := NewInventory(nil, nil, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), func(k objKey) {
 		changed = append(changed, k.String())
 	})
-	var pods *watchedKind
-	for _, k := range watchedKinds() {
-		if k.gvk.Kind == "Pod" {
-			pods = k
-		}
-	}
 	pod := func(name, rv, phase string, owned bool) any {
-		raw := fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":%q,"namespace":"shop","resourceVersion":%q%s},
+		return trimmedPod(t, inv, fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":%q,"namespace":"shop","resourceVersion":%q%s},
 			"spec":{"containers":[{"name":"c","image":"nginx"}]},"status":{"phase":%q}}`, name, rv,
-			map[bool]string{true: `,"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"u","controller":true}]`}[owned], phase)
-		wire, _, ok := fromWire(t, pods, []byte(raw))
-		if !ok {
-			t.Fatalf("pod %s does not decode", raw)
-		}
-		e, err := inv.trim(pods, wire)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
+			map[bool]string{true: `,"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"u","controller":true}]`}[owned], phase))
 	}
 	owned := pod("web-1", "1", "Pending", true)
 	if k, ok := owned.(cache.ExplicitKey); !ok || k != "shop/web-1" {
@@ -295,6 +281,29 @@ func TestInventoryEvents(t *testing.T) {
 	if want := []string{"Pod/shop/bare", "Pod/shop/bare", "Pod/shop/bare"}; !slices.Equal(changed, want) {
 		t.Errorf("changes %v, want %v (add, adoption, delete; not the status update)", changed, want)
 	}
+}
+
+// testPods is the watched kind Pod, one value for every test (entries of
+// one object from two values of it would differ).
+var testPods = sync.OnceValue(func() *watchedKind {
+	kinds := watchedKinds()
+	return kinds[slices.IndexFunc(kinds, func(k *watchedKind) bool { return k.gvk.Kind == "Pod" })]
+})
+
+// trimmedPod is what the inventory keeps of the pod in raw (JSON), read as
+// from the wire: an entry, or a key only.
+func trimmedPod(t *testing.T, inv *Inventory, raw string) any {
+	t.Helper()
+	pods := testPods()
+	wire, _, ok := fromWire(t, pods, []byte(raw))
+	if !ok {
+		t.Fatalf("pod %s does not decode", raw)
+	}
+	e, err := inv.trim(pods, wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // checksEngine is the posture engine with every check, as serve runs it.

@@ -110,11 +110,7 @@ func (p *Posture) FirstFullAt() time.Time {
 // Start evaluates until ctx is done; it blocks. It waits for the inventory
 // to sync first.
 func (p *Posture) Start(ctx context.Context) error {
-	// The informers' initial lists and the first full evaluation are
-	// serve's largest bursts of short-lived memory.
-	endBurst := gcBurst()
 	if !p.inv.WaitForSync(ctx) {
-		endBurst()
 		return nil
 	}
 	resync := time.NewTicker(p.Resync)
@@ -122,7 +118,6 @@ func (p *Posture) Start(ctx context.Context) error {
 	history := time.NewTicker(p.HistoryInterval)
 	defer history.Stop()
 	p.evaluate(ctx)
-	endBurst()
 	p.recordHistory(ctx)
 	for {
 		select {
@@ -172,7 +167,7 @@ func (p *Posture) evaluate(ctx context.Context) {
 		return
 	}
 	if full {
-		defer gcBurst()()
+		defer gcBurst(evaluationBurst)()
 	}
 	start := time.Now()
 	entries := p.snapshot()
@@ -243,6 +238,17 @@ func (p *Posture) evaluate(ctx context.Context) {
 		debug.FreeOSMemory()
 	}
 }
+
+// The GOGC divisors of the bursts (see gcBurst): 10 while the informers
+// list (GOGC=10 by default), 4 while a full evaluation runs (25). Measured
+// at 10,000 bare pods (docs/performance.md, "The peak"): with a quarter
+// during the lists too, the lists set the peak (about 2 KiB a pod); a
+// tenth costs the lists about as much CPU again, a tenth during
+// evaluations would cost the first posture more than the 10 s goal allows.
+const (
+	listBurst       = 10
+	evaluationBurst = 4
+)
 
 // judgeChunk is how many objects evaluate judges and stores at a time: the
 // findings of one chunk (a few thousand at most) are all it holds, so a
@@ -424,35 +430,41 @@ func dependants(changed map[objKey]struct{}, objs []kube.Object) map[objKey]stru
 	return out
 }
 
-// gcBurst lowers the garbage collector's goal until the returned end is
-// called (by every caller, when calls overlap): for the bursts in which
-// serve decodes every object and throws most of it away, the informers'
-// initial lists and a full evaluation. The collector lets the heap grow to
-// (1 + GOGC/100) times what is live before it collects, and during a burst
-// what is live is the steady state plus the burst's working set, so the
-// default GOGC=100 sets serve's peak resident memory in these bursts. A
-// quarter of the GOGC in force (25 for the default; unchanged when GOGC is
-// off) trades collections, only during the burst, for a peak close to what
-// serve keeps. GOMEMLIMIT applies throughout.
-func gcBurst() (end func()) {
+// gcBurst lowers the garbage collector's goal to GOGC/divisor (at least 5;
+// unchanged when GOGC is off) until the returned end is called; when bursts
+// overlap the lowest goal applies, and GOGC comes back when the last ends.
+// It is for the bursts in which serve decodes every object and throws most
+// of it away: the informers' initial lists and full evaluations. The
+// collector lets the heap grow to (1 + GOGC/100) times what is live before
+// it collects, and during a burst what is live is the steady state plus
+// the burst's working set, so with the default GOGC=100 these bursts set
+// serve's peak resident memory. A lower goal trades collections, only
+// during the burst, for a peak close to what serve keeps. GOMEMLIMIT
+// applies throughout.
+func gcBurst(divisor int) (end func()) {
 	gcBursts.mu.Lock()
 	defer gcBursts.mu.Unlock()
-	if gcBursts.n == 0 {
+	if len(gcBursts.active) == 0 {
 		gcBursts.restore = debug.SetGCPercent(100)
-		burst := gcBursts.restore
-		if burst > 0 {
-			burst = min(burst, max(burst/4, 10))
-		}
-		debug.SetGCPercent(burst)
+		debug.SetGCPercent(gcBursts.restore)
 	}
-	gcBursts.n++
+	percent := gcBursts.restore
+	if percent > 0 {
+		percent = min(percent, max(percent/divisor, 5))
+	}
+	gcBursts.active = append(gcBursts.active, percent)
+	debug.SetGCPercent(slices.Min(gcBursts.active))
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			gcBursts.mu.Lock()
 			defer gcBursts.mu.Unlock()
-			if gcBursts.n--; gcBursts.n == 0 {
+			i := slices.Index(gcBursts.active, percent)
+			gcBursts.active = slices.Delete(gcBursts.active, i, i+1)
+			if len(gcBursts.active) == 0 {
 				debug.SetGCPercent(gcBursts.restore)
+			} else {
+				debug.SetGCPercent(slices.Min(gcBursts.active))
 			}
 		})
 	}
@@ -460,6 +472,6 @@ func gcBurst() (end func()) {
 
 var gcBursts struct {
 	mu      sync.Mutex
-	n       int // bursts in progress
-	restore int // the GOGC before the first of them
+	active  []int // the GC percent of each burst in progress
+	restore int   // the GOGC before the first of them
 }

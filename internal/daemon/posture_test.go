@@ -119,26 +119,12 @@ func TestEvaluateInChunks(t *testing.T) {
 	ctx := t.Context()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	inv := NewInventory(nil, nil, nil, nil, nil, log, nil)
-	var pods *watchedKind
-	for _, k := range watchedKinds() {
-		if k.gvk.Kind == "Pod" {
-			pods = k
-		}
-	}
 	const n = 2*judgeChunk + 88
 	var entries []*entry
 	for i := range n {
 		sc := map[bool]string{true: `,"securityContext":{"privileged":true}`}[i%3 == 0]
-		raw := fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p%04d","namespace":"ns%d"},
-			"spec":{"containers":[{"name":"c","image":"nginx:1.%d"%s}]}}`, i, i%4, i, sc)
-		wire, _, ok := fromWire(t, pods, []byte(raw))
-		if !ok {
-			t.Fatalf("pod %s does not decode", raw)
-		}
-		e, err := inv.trim(pods, wire)
-		if err != nil {
-			t.Fatal(err)
-		}
+		e := trimmedPod(t, inv, fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p%04d","namespace":"ns%d"},
+			"spec":{"containers":[{"name":"c","image":"nginx:1.%d"%s}]}}`, i, i%4, i, sc))
 		entries = append(entries, e.(*entry))
 	}
 	sortEntries(entries)
@@ -245,8 +231,9 @@ func TestEvaluateInChunks(t *testing.T) {
 	check("after a partial evaluation")
 }
 
-// gcBurst quarters GOGC while any burst runs and restores it after the
-// last one ends, however they overlap; a GOGC that is off stays off.
+// gcBurst lowers GOGC while any burst runs, to the lowest goal of those
+// running, and restores it after the last one ends, however they overlap;
+// a GOGC that is off stays off.
 func TestGCBurst(t *testing.T) {
 	prev := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(prev) })
@@ -255,27 +242,34 @@ func TestGCBurst(t *testing.T) {
 		debug.SetGCPercent(p)
 		return p
 	}
-	end1 := gcBurst()
+	end1 := gcBurst(4)
 	if got := percent(); got != 25 {
-		t.Errorf("GOGC during a burst %d, want 25", got)
+		t.Errorf("GOGC during a burst /4: %d, want 25", got)
 	}
-	end2 := gcBurst()
-	end1()
-	end1() // ending twice ends once
-	if got := percent(); got != 25 {
-		t.Errorf("GOGC while the second burst runs %d, want 25", got)
+	end2 := gcBurst(10)
+	if got := percent(); got != 10 {
+		t.Errorf("GOGC during bursts /4 and /10: %d, want 10", got)
 	}
 	end2()
+	end2() // ending twice ends once
+	if got := percent(); got != 25 {
+		t.Errorf("GOGC after the /10 burst ended: %d, want 25", got)
+	}
+	end1()
 	if got := percent(); got != 100 {
 		t.Errorf("GOGC after the bursts %d, want 100", got)
 	}
 	debug.SetGCPercent(20)
-	gcBurst()()
+	end := gcBurst(10)
+	if got := percent(); got != 5 {
+		t.Errorf("GOGC during a burst /10 from 20: %d, want the floor 5", got)
+	}
+	end()
 	if got := percent(); got != 20 {
 		t.Errorf("GOGC after a burst from 20: %d", got)
 	}
 	debug.SetGCPercent(-1)
-	end := gcBurst()
+	end = gcBurst(4)
 	if got := percent(); got != -1 {
 		t.Errorf("GOGC off became %d during a burst", got)
 	}
