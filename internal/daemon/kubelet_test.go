@@ -134,15 +134,7 @@ func TestKubeletConfigs(t *testing.T) {
 	if c := kubeletCondition(k.Status()); c.OK || c.advisory {
 		t.Errorf("before the first round: %+v, want not OK and not advisory (not ready)", c)
 	}
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { done <- k.Start(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	startKubelets(t, k)
 	if !k.WaitFirst(ctx) {
 		t.Fatal("WaitFirst returned false")
 	}
@@ -216,13 +208,7 @@ func TestKubeletConfigsNodesForbidden(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "nodes"}, "", errors.New(`cannot list resource "nodes"`))
 	})
 	k := NewKubeletConfigs(client, (&fakeKubelets{}).read, func(objKey) {}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- k.Start(runCtx) }()
-	defer func() {
-		stop()
-		<-done
-	}()
+	startKubelets(t, k)
 	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if !k.WaitFirst(wait) {
@@ -360,13 +346,7 @@ func TestCoverageKubelet(t *testing.T) {
 	if c.check(ctx) {
 		t.Error("ready before the kubelets were tried once")
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- k.Start(runCtx) }()
-	defer func() {
-		stop()
-		<-done
-	}()
+	startKubelets(t, k)
 	k.WaitFirst(ctx)
 	if !c.check(ctx) {
 		t.Errorf("an unreachable kubelet made serve unready: %+v", c.Conditions())
@@ -405,4 +385,18 @@ func TestKubeletPolicyRules(t *testing.T) {
 			t.Errorf("RequiredPermissions holds %s: the default role must not", p.Resource)
 		}
 	}
+}
+
+// startKubelets runs k until the test ends.
+func startKubelets(t *testing.T, k *KubeletConfigs) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Start(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 }
