@@ -263,7 +263,8 @@ func TestSmokeKwokWorkloadAndMetrics(t *testing.T) {
 		return running == 2, nil
 	})
 	if err != nil {
-		t.Fatalf("deployment pods not Running on %s: %v (pods: %s)", nodeName, err, podSummary(pods))
+		t.Fatalf("deployment pods not Running on %s: %v (pods: %s; events: %s; nodes: %s)", nodeName, err, podSummary(pods),
+			eventSummary(admin, ns), nodeSummary(admin))
 	}
 
 	pod := pods[0].Name
@@ -325,6 +326,44 @@ func podSummary(pods []corev1.Pod) string {
 	var b bytes.Buffer
 	for _, p := range pods {
 		fmt.Fprintf(&b, "%s phase=%s node=%q ip=%q; ", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.PodIP)
+	}
+	return b.String()
+}
+
+// eventSummary lists the namespace's Events (a FailedScheduling says why a
+// pod has no node), for a failure message.
+func eventSummary(c kubernetes.Interface, ns string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b bytes.Buffer
+	for _, e := range list.Items {
+		fmt.Fprintf(&b, "%s/%s %s: %s (x%d); ", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message, e.Count)
+	}
+	return b.String()
+}
+
+// nodeSummary lists the nodes with their readiness, labels and taints, for a
+// failure message.
+func nodeSummary(c kubernetes.Interface) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b bytes.Buffer
+	for _, n := range list.Items {
+		ready := "unknown"
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				ready = string(cond.Status)
+			}
+		}
+		fmt.Fprintf(&b, "%s ready=%s unschedulable=%v labels=%v taints=%v; ", n.Name, ready, n.Spec.Unschedulable, n.Labels, n.Spec.Taints)
 	}
 	return b.String()
 }
