@@ -29,6 +29,7 @@ import (
 	"github.com/kustode/kustode/internal/controlplane"
 	"github.com/kustode/kustode/internal/daemon"
 	"github.com/kustode/kustode/internal/store"
+	"github.com/kustode/kustode/internal/web"
 )
 
 // fakeKubelets counts fakeKubelet's calls, for unique interface names.
@@ -209,24 +210,11 @@ func TestServeKubeletConfigz(t *testing.T) {
 				return strings.Contains(a.Message, "forbidden") && strings.Contains(a.Message, "get on nodes/proxy")
 			}), fmt.Sprintf("%+v", as)
 		})
-		var ready struct {
-			Ready      bool `json:"ready"`
-			Conditions []struct {
-				Name     string `json:"name"`
-				OK       bool   `json:"ok"`
-				Detail   string `json:"detail"`
-				Advisory bool   `json:"advisory"`
-			} `json:"conditions"`
-		}
+		var ready readyzBody
 		if code := s.get(t, "/readyz", s.token, &ready); code != http.StatusOK || !ready.Ready {
 			t.Errorf("readyz %d ready=%v: a forbidden nodes/proxy must not make serve unready", code, ready.Ready)
 		}
-		i := slices.IndexFunc(ready.Conditions, func(c struct {
-			Name     string `json:"name"`
-			OK       bool   `json:"ok"`
-			Detail   string `json:"detail"`
-			Advisory bool   `json:"advisory"`
-		}) bool {
+		i := slices.IndexFunc(ready.Conditions, func(c web.Condition) bool {
 			return c.Name == "kubelet-config"
 		})
 		if i < 0 || ready.Conditions[i].OK || !ready.Conditions[i].Advisory ||

@@ -30,6 +30,7 @@ import (
 	"github.com/kustode/kustode/internal/daemon"
 	"github.com/kustode/kustode/internal/manifest"
 	"github.com/kustode/kustode/internal/store"
+	"github.com/kustode/kustode/internal/web"
 )
 
 // serveInstance is one running `kustode serve`, in process.
@@ -655,14 +656,7 @@ func TestServeInstallRBAC(t *testing.T) {
 			return slices.ContainsFunc(as, func(a store.Alert) bool { return a.Object == "Secret" && strings.Contains(a.Message, "forbidden") }),
 				fmt.Sprintf("%+v", as)
 		})
-		var ready struct {
-			Ready      bool `json:"ready"`
-			Conditions []struct {
-				Name   string `json:"name"`
-				OK     bool   `json:"ok"`
-				Detail string `json:"detail"`
-			} `json:"conditions"`
-		}
+		var ready readyzBody
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+s.token)
 		resp, err := http.DefaultClient.Do(req)
@@ -676,11 +670,7 @@ func TestServeInstallRBAC(t *testing.T) {
 		if resp.StatusCode != http.StatusServiceUnavailable || ready.Ready {
 			t.Errorf("readyz %d ready=%v, want 503 not ready", resp.StatusCode, ready.Ready)
 		}
-		if !slices.ContainsFunc(ready.Conditions, func(c struct {
-			Name   string `json:"name"`
-			OK     bool   `json:"ok"`
-			Detail string `json:"detail"`
-		}) bool {
+		if !slices.ContainsFunc(ready.Conditions, func(c web.Condition) bool {
 			return c.Name == "informer/Secret" && !c.OK && strings.Contains(c.Detail, "forbidden")
 		}) {
 			t.Errorf("readyz conditions do not name the forbidden Secret informer: %+v", ready.Conditions)
@@ -826,4 +816,10 @@ func TestServeSurvivesAPIServerRestart(t *testing.T) {
 	if code := s.get(t, "/readyz", s.token, nil); code != http.StatusOK {
 		t.Errorf("readyz after the restart: %d", code)
 	}
+}
+
+// readyzBody is serve's /readyz answer.
+type readyzBody struct {
+	Ready      bool            `json:"ready"`
+	Conditions []web.Condition `json:"conditions"`
 }
