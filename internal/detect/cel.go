@@ -238,18 +238,24 @@ type podSecurity struct {
 }
 
 type podVolume struct {
-	HostPath *struct {
-		Path string `json:"path"`
-	} `json:"hostPath"`
+	HostPath *hostPathSource `json:"hostPath"`
+}
+
+type hostPathSource struct {
+	Path string `json:"path"`
 }
 
 type containerSecurity struct {
-	SecurityContext *struct {
-		Privileged   *bool `json:"privileged"`
-		Capabilities *struct {
-			Add []string `json:"add"`
-		} `json:"capabilities"`
-	} `json:"securityContext"`
+	SecurityContext *securityContext `json:"securityContext"`
+}
+
+type securityContext struct {
+	Privileged   *bool         `json:"privileged"`
+	Capabilities *capabilities `json:"capabilities"`
+}
+
+type capabilities struct {
+	Add []string `json:"add"`
 }
 
 // podSecurityOf decodes the pod spec of a workload of the given kind, as

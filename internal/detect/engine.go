@@ -629,6 +629,12 @@ func (x *Exceptions) covers(ev *audit.Event) bool {
 				}
 				continue
 			}
+			if p.star {
+				if p.matchStar(rest, colon) {
+					return true
+				}
+				continue
+			}
 			if sa == "" {
 				sa = strings.Replace(rest, ":", "/", 1)
 			}
@@ -656,6 +662,27 @@ func (x *Exceptions) covers(ev *audit.Event) bool {
 
 // saHasPrefix reports whether rest, with its byte at colon (if any) read
 // as '/', starts with prefix.
+// matchStar reports whether path.Match(p.pattern, name) for a star
+// pattern (p.literal + "*" + p.suffix), where name is rest with the byte at
+// colon a '/' and rest starts with p.literal (saHasPrefix): * matches any
+// run of bytes without a '/'.
+func (p *saPattern) matchStar(rest string, colon int) bool {
+	end := len(rest) - len(p.suffix)
+	if end < len(p.literal) {
+		return false
+	}
+	for i := len(p.literal); i < len(rest); i++ {
+		c := rest[i]
+		if i == colon {
+			c = '/'
+		}
+		if i < end && c == '/' || i >= end && c != p.suffix[i-end] {
+			return false
+		}
+	}
+	return true
+}
+
 func saHasPrefix(rest string, colon int, prefix string) bool {
 	if len(rest) < len(prefix) {
 		return false

@@ -63,13 +63,12 @@ type frame struct {
 
 // recorded is one recorded object of the event: decoded as CEL sees it
 // (decodeRaw), its pod template's spec as the pod helpers see it, and
-// whether it is a plain object (plainjson.go), each found on first use.
+// what readPlain finds in it (plainjson.go), each found on first use.
 type recorded struct {
 	decoded, specDone, plainDone bool
 	value                        any
 	spec                         *podSecurity
-	plain, kindOK                bool
-	kind                         string
+	plainRead
 }
 
 func (f *frame) raw(i int) []byte {
@@ -88,11 +87,11 @@ func (f *frame) object(i int) *recorded {
 	return r
 }
 
-// plainObject reports whether recorded object i is a plain object.
+// plainObject returns recorded object i with what readPlain finds in it.
 func (f *frame) plainObject(i int) *recorded {
 	r := &f.objects[i]
 	if !r.plainDone {
-		r.kind, r.kindOK, r.plain = plainObject(f.raw(i))
+		r.plainRead = readPlain(f.raw(i))
 		r.plainDone = true
 	}
 	return r
@@ -111,19 +110,15 @@ func (f *frame) isNull(i int) bool {
 }
 
 // podSpec returns the pod spec the pod helpers read in recorded object i:
-// the one podSpecOf finds, or an empty one. A plain object is decoded as
-// it is; anything else takes podSpecOf's way, through the decoded map.
+// the one podSpecOf finds, or an empty one. A plain object's is read from
+// its bytes; anything else takes podSpecOf's way, through the decoded map.
 func (f *frame) podSpec(i int) *podSecurity {
 	r := &f.objects[i]
 	if !r.specDone {
 		switch {
 		case len(f.raw(i)) == 0:
 		case f.plainObject(i).plain:
-			if r.kindOK {
-				if spec, ok, err := podSecurityPlain(r.kind, f.raw(i)); ok && err == nil {
-					r.spec = spec
-				}
-			}
+			r.spec = r.podSpec
 		default:
 			if m, ok := f.object(i).value.(map[string]any); ok {
 				r.spec = decodePodSpec(m)

@@ -3,9 +3,7 @@ package detect
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"iter"
+	"math"
 
 	"github.com/kustode/kustode/internal/jsonscan"
 )
@@ -14,10 +12,11 @@ import (
 // decodePodSpec makes it from the object decoded for CEL (a map): encode
 // the map again, then decode that into the typed workload. For the objects
 // the API server records that round trip changes nothing, and it is most
-// of the cost of a workload rule. plainObject recognises, in one pass over
+// of the cost of a workload rule. readPlain recognises, in one pass over
 // the bytes, the objects for which decoding the recorded bytes straight
-// into the typed workload is certain to give the same result, and the
-// pod helpers then skip the round trip; anything else takes it.
+// into the typed workload is certain to give the same result, and reads
+// the pod helpers' fields in the same pass; anything else takes the round
+// trip.
 //
 // The round trip can change a decoded struct in three ways, and a plain
 // object has none of them:
@@ -38,41 +37,105 @@ import (
 // Strings need nothing: decoding unescapes them, and replaces invalid
 // UTF-8, the same way on both paths.
 
-// Bounds past which plainObject gives up (the round trip then runs).
+// Bounds past which readPlain gives up (the round trip then runs).
 const (
 	plainMaxDepth = 256
 	plainMaxKeys  = 64 // per object: keys are compared pairwise
+	// plainKeyStack bounds the keys of all the objects open at once.
+	plainKeyStack = 256
 	plainMaxDigit = 15
 )
 
-// plainObject reports whether raw is a plain JSON object (see above) and
-// returns its top-level kind as decoding {"kind": ...} into a string field
-// reads it: kindOK is false when the value is neither a string nor null
-// (an error there, so no pod spec).
-func plainObject(raw []byte) (kind string, kindOK, plain bool) {
-	p := plainParser{data: raw}
-	p.ws()
-	if p.peek() != '{' {
-		return "", false, false
+// plainRead is what readPlain finds in a recorded object.
+type plainRead struct {
+	// plain reports whether the object is plain (see above); nothing
+	// else is set when it is not.
+	plain bool
+	// kind is the top-level kind as decoding {"kind": ...} into a string
+	// field reads it; kindOK is false when the value is neither a string
+	// nor null (an error there, so no pod spec).
+	kind   string
+	kindOK bool
+	// podSpec is the pod spec of a kind that has one (podSecurityOf's),
+	// nil for other kinds and where podSecurityOf fails.
+	podSpec *podSecurity
+}
+
+// Where a pod spec can be, by kind: a slot each, with its path of members
+// from the top (matched ignoring case, as encoding/json matches fields).
+const (
+	slotPod = iota
+	slotWorkload
+	slotCronJob
+	slotPodTemplate
+	numSlots
+)
+
+var slotPaths = [numSlots][]string{
+	slotPod:         {"spec"},
+	slotWorkload:    {"spec", "template", "spec"},
+	slotCronJob:     {"spec", "jobTemplate", "spec", "template", "spec"},
+	slotPodTemplate: {"template", "spec"},
+}
+
+// slotTemplate is the depth of each slot's template object, which
+// podSecurityOf requires (-1: none required).
+var slotTemplate = [numSlots]int{slotPod: -1, slotWorkload: 2, slotCronJob: 4, slotPodTemplate: 1}
+
+func kindSlot(kind string) int {
+	switch kind {
+	case "Pod":
+		return slotPod
+	case "Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job":
+		return slotWorkload
+	case "CronJob":
+		return slotCronJob
+	case "PodTemplate":
+		return slotPodTemplate
 	}
-	if !p.object(0, true) {
-		return "", false, false
+	return -1
+}
+
+// readPlain reports whether raw is a plain JSON object and, in the same
+// pass, reads its kind and the pod helpers' fields of every place a pod
+// spec can be; the kind picks one at the end (it may come last).
+//
+// The pod spec is podSecurityOf's, errors included: on the way down, a
+// member that should be an object and is something else than an object or
+// null is an error, null is absent, a missing template an error; in the
+// spec, the fields are decoded as encoding/json decodes them into
+// podSecurity, and any type error makes the whole spec an error.
+// TestPlainObjectMatchesRoundTrip and FuzzPlainObject compare the two.
+func readPlain(raw []byte) plainRead {
+	if len(raw) > math.MaxInt32 { // keySpan's offsets
+		return plainRead{}
+	}
+	p := plainParser{data: raw, reached: [numSlots]int{-1, -1, -1, -1}}
+	p.ws()
+	if p.peek() != '{' || !p.pathObject(0, 1<<numSlots-1) {
+		return plainRead{}
 	}
 	p.ws()
 	if p.pos != len(p.data) {
-		return "", false, false
+		return plainRead{}
 	}
-	kindOK = true
+	r := plainRead{plain: true, kindOK: true}
 	if p.kind != nil {
 		switch p.kind[0] {
 		case '"':
-			kind = unquotePlain(p.kind)
+			r.kind = unquotePlain(p.kind)
 		case 'n':
 		default:
-			kindOK = false
+			r.kindOK = false
 		}
 	}
-	return kind, kindOK, true
+	s := kindSlot(r.kind)
+	if !r.kindOK || s < 0 || p.bad&(1<<s) != 0 || p.reached[s] < slotTemplate[s] {
+		return r
+	}
+	spec := p.specs[s] // zero where the path stops short of the spec
+	r.podSpec = &spec
+	return r
 }
 
 // unquotePlain returns the value of a JSON string literal as encoding/json
@@ -101,7 +164,18 @@ type plainParser struct {
 	pos  int
 	// kind is the literal of the top-level kind, if any.
 	kind []byte
+	// keys[:nkeys] are the keys of the objects being parsed, outermost
+	// first.
+	keys  [plainKeyStack]keySpan
+	nkeys int
+	// Per slot: the pod spec's fields, the depth of the deepest object
+	// reached on its path, and (bad) a type error on the way or in it.
+	specs   [numSlots]podSecurity
+	reached [numSlots]int
+	bad     uint8
 }
+
+type keySpan struct{ start, end int32 }
 
 func (p *plainParser) peek() byte {
 	if p.pos < len(p.data) {
@@ -111,25 +185,24 @@ func (p *plainParser) peek() byte {
 }
 
 func (p *plainParser) ws() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
-	}
+	p.pos = jsonscan.SkipSpace(p.data, p.pos)
 }
 
+// value parses any value at p.pos; depth is that of the enclosing object
+// or array.
 func (p *plainParser) value(depth int) bool {
 	switch c := p.peek(); {
-	case c == '{':
-		return p.object(depth+1, false)
-	case c == '[':
-		return p.array(depth + 1)
 	case c == '"':
-		_, ok := p.str(false)
-		return ok
+		i := jsonscan.SkipString(p.data, p.pos)
+		if i < 0 {
+			return false
+		}
+		p.pos = i
+		return true
+	case c == '{':
+		return p.object(depth+1, nil)
+	case c == '[':
+		return p.array(depth+1, nil)
 	case c == '-' || c >= '0' && c <= '9':
 		return p.number()
 	case c == 't':
@@ -150,14 +223,22 @@ func (p *plainParser) literal(lit string) bool {
 	return true
 }
 
-// object parses an object at p.pos ('{'); top records its kind.
-func (p *plainParser) object(depth int, top bool) bool {
+// object parses the object at p.pos ('{') at the given depth. member,
+// if not nil, parses each member's value (key is its key); otherwise
+// value does.
+func (p *plainParser) object(depth int, member func(key []byte) bool) bool {
 	if depth > plainMaxDepth {
 		return false
 	}
+	base := p.nkeys
+	ok := p.members(depth, member)
+	p.nkeys = base
+	return ok
+}
+
+func (p *plainParser) members(depth int, member func(key []byte) bool) bool {
 	p.pos++ // '{'
-	var keys [plainMaxKeys][]byte
-	n := 0
+	base := p.nkeys
 	p.ws()
 	if p.peek() == '}' {
 		p.pos++
@@ -165,32 +246,31 @@ func (p *plainParser) object(depth int, top bool) bool {
 	}
 	for {
 		p.ws()
-		if p.peek() != '"' {
+		start, end, ok := p.key()
+		if !ok || p.nkeys-base == plainMaxKeys || p.nkeys == len(p.keys) {
 			return false
 		}
-		key, ok := p.str(true)
-		if !ok || n == plainMaxKeys {
-			return false
-		}
-		for _, k := range keys[:n] {
-			if bytes.EqualFold(k, key) {
+		key := p.data[start:end]
+		for _, k := range p.keys[base:p.nkeys] {
+			if is(key, p.data[k.start:k.end]) {
 				return false
 			}
 		}
-		keys[n] = key
-		n++
+		p.keys[p.nkeys] = keySpan{int32(start), int32(end)} //nolint:gosec // readPlain refuses data past MaxInt32
+		p.nkeys++
 		p.ws()
 		if p.peek() != ':' {
 			return false
 		}
 		p.pos++
 		p.ws()
-		start := p.pos
-		if !p.value(depth) {
-			return false
+		if member != nil {
+			ok = member(key)
+		} else {
+			ok = p.value(depth)
 		}
-		if top && bytes.EqualFold(key, []byte("kind")) {
-			p.kind = p.data[start:p.pos]
+		if !ok {
+			return false
 		}
 		p.ws()
 		switch p.peek() {
@@ -205,7 +285,9 @@ func (p *plainParser) object(depth int, top bool) bool {
 	}
 }
 
-func (p *plainParser) array(depth int) bool {
+// array parses the array at p.pos ('[') at the given depth. element, if
+// not nil, parses each element; otherwise value does.
+func (p *plainParser) array(depth int, element func() bool) bool {
 	if depth > plainMaxDepth {
 		return false
 	}
@@ -217,7 +299,13 @@ func (p *plainParser) array(depth int) bool {
 	}
 	for {
 		p.ws()
-		if !p.value(depth) {
+		var ok bool
+		if element != nil {
+			ok = element()
+		} else {
+			ok = p.value(depth)
+		}
+		if !ok {
 			return false
 		}
 		p.ws()
@@ -233,55 +321,39 @@ func (p *plainParser) array(depth int) bool {
 	}
 }
 
-// str parses a string literal and returns its contents. A key must be
-// printable ASCII without escapes; a value may hold any valid escape and
-// any byte from 0x20 up (encoding/json replaces invalid UTF-8).
-func (p *plainParser) str(key bool) ([]byte, bool) {
-	p.pos++ // '"'
-	start := p.pos
-	for p.pos < len(p.data) {
-		if !key {
-			// Values: eight bytes at a time to the next that needs a
-			// look. Keys are short, and must also refuse 0x7f.
-			if p.pos = jsonscan.IndexAttention(p.data, p.pos); p.pos >= len(p.data) {
-				break
-			}
-		}
-		c := p.data[p.pos]
-		switch {
+// key parses a key at p.pos and returns where its contents are: printable
+// ASCII without escapes, or not plain.
+func (p *plainParser) key() (start, end int, ok bool) {
+	if p.peek() != '"' {
+		return 0, 0, false
+	}
+	start = p.pos + 1
+	for i := start; i < len(p.data); i++ {
+		switch c := p.data[i]; {
 		case c == '"':
-			s := p.data[start:p.pos]
-			p.pos++
-			return s, true
-		case c < 0x20:
-			return nil, false
-		case key && (c == '\\' || c >= 0x7f):
-			return nil, false
-		case c == '\\':
-			if p.pos+1 >= len(p.data) {
-				return nil, false
-			}
-			switch p.data[p.pos+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				p.pos += 2
-			case 'u':
-				if p.pos+6 > len(p.data) {
-					return nil, false
-				}
-				for _, h := range p.data[p.pos+2 : p.pos+6] {
-					if !jsonscan.IsHex(h) {
-						return nil, false
-					}
-				}
-				p.pos += 6
-			default:
-				return nil, false
-			}
-		default:
-			p.pos++
+			p.pos = i + 1
+			return start, i, true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return 0, 0, false
 		}
 	}
-	return nil, false
+	return 0, 0, false
+}
+
+// is reports whether key, printable ASCII, equals name ignoring the case
+// of letters, as encoding/json matches keys to fields.
+func is[T string | []byte](key []byte, name T) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for i, c := range key {
+		if d := name[i]; c != d {
+			if c|0x20 != d|0x20 || c|0x20 < 'a' || c|0x20 > 'z' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // number parses an integer of at most plainMaxDigit digits.
@@ -312,217 +384,234 @@ func (p *plainParser) number() bool {
 	return true
 }
 
-// podSecurityPlain is podSecurityOf for a plain object (plainObject said
-// so), without encoding/json's walk over the whole object: it goes down to
-// the pod spec by the members encoding/json would match (keys equal
-// ignoring case; a plain object has at most one such per object) and
-// decodes only the values podSecurity reads, the containers' securityContext
-// and the volumes' hostPath rather than whole containers and volumes. The
-// result and the failures are podSecurityOf's: a member that should be an
-// object and is something else than an object or null is an error, null is
-// a zero value, a missing template an error (TestPlainObjectMatchesRoundTrip
-// and FuzzPlainObject compare the two).
-func podSecurityPlain(kind string, raw []byte) (*podSecurity, bool, error) {
-	var path []string
-	switch kind {
-	case "Pod":
-		path = []string{"spec"}
-	case "Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job":
-		path = []string{"spec", "template", "spec"}
-	case "CronJob":
-		path = []string{"spec", "jobTemplate", "spec", "template", "spec"}
-	case "PodTemplate":
-		path = []string{"template", "spec"}
-	default:
-		return nil, false, nil
-	}
-	obj := raw[jsonscan.SkipSpace(raw, 0):]
-	for _, name := range path {
-		v, err := objectOrNull(plainMember(obj, name))
-		if err != nil {
-			return nil, true, fmt.Errorf("decode %s: %s: %w", kind, name, err)
+// pathObject parses an object at the given depth of the paths of slots
+// (a set of slots, a bit each): the top (depth 0, every slot), an object
+// on the way down to a pod spec, or a pod spec.
+func (p *plainParser) pathObject(depth int, slots uint8) bool {
+	spec := -1 // the slot whose pod spec this object is
+	for s := range numSlots {
+		if slots&(1<<s) != 0 {
+			p.reached[s] = depth
+			if len(slotPaths[s]) == depth {
+				spec = s
+			}
 		}
-		if v == nil && name == "template" {
-			return nil, true, fmt.Errorf("%s has no template", kind)
-		}
-		obj = v // nil: every member below is absent
 	}
-	spec := &podSecurity{}
-	var err error
-	for key, val := range plainMembers(obj) {
+	return p.object(depth, func(key []byte) bool {
+		if depth == 0 && is(key, "kind") {
+			start := p.pos
+			ok := p.value(depth)
+			p.kind = p.data[start:p.pos]
+			return ok
+		}
+		if spec >= 0 {
+			if ok, read := p.podSpecMember(depth, spec, key); read {
+				return ok
+			}
+		}
+		var next uint8
+		for s := range numSlots {
+			if slots&(1<<s) != 0 && depth < len(slotPaths[s]) && is(key, slotPaths[s][depth]) {
+				next |= 1 << s
+			}
+		}
 		switch {
-		case bytes.EqualFold(key, []byte("hostNetwork")):
-			err = json.Unmarshal(val, &spec.HostNetwork)
-		case bytes.EqualFold(key, []byte("hostPID")):
-			err = json.Unmarshal(val, &spec.HostPID)
-		case bytes.EqualFold(key, []byte("hostIPC")):
-			err = json.Unmarshal(val, &spec.HostIPC)
-		case bytes.EqualFold(key, []byte("volumes")):
-			spec.Volumes, err = plainSlice(val, "hostPath", func(v *podVolume, val []byte) error { return json.Unmarshal(val, &v.HostPath) })
-		case bytes.EqualFold(key, []byte("containers")):
-			spec.Containers, err = plainSlice(val, "securityContext", containerSecurityOf)
-		case bytes.EqualFold(key, []byte("initContainers")):
-			spec.InitContainers, err = plainSlice(val, "securityContext", containerSecurityOf)
-		case bytes.EqualFold(key, []byte("ephemeralContainers")):
-			spec.EphemeralContainers, err = plainSlice(val, "securityContext", containerSecurityOf)
+		case next == 0:
+		case p.peek() == '{':
+			return p.pathObject(depth+1, next)
+		case p.peek() != 'n':
+			p.bad |= next // neither an object nor null
 		}
-		if err != nil {
-			return nil, true, fmt.Errorf("decode %s: %w", kind, err)
-		}
-	}
-	return spec, true, nil
+		return p.value(depth)
+	})
 }
 
-func containerSecurityOf(c *containerSecurity, val []byte) error {
-	return json.Unmarshal(val, &c.SecurityContext)
-}
-
-// plainSlice decodes an array of objects of which only the member name is
-// read (by set), as encoding/json decodes it into a slice of structs: null
-// is a nil slice, [] an empty one, a null element a zero one.
-func plainSlice[T any](val []byte, name string, set func(*T, []byte) error) ([]T, error) {
-	if val[0] == 'n' {
-		return nil, nil
-	}
-	if val[0] != '[' {
-		return nil, errors.New("not an array")
-	}
-	out := []T{}
-	for el := range plainElements(val) {
-		var t T
-		obj, err := objectOrNull(el)
-		if err != nil {
-			return nil, err
-		}
-		if v := plainMember(obj, name); v != nil {
-			if err := set(&t, v); err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, t)
-	}
-	return out, nil
-}
-
-// objectOrNull returns v if it is an object, nil if it is null or absent
-// (nil), and an error otherwise.
-func objectOrNull(v []byte) ([]byte, error) {
+// podSpecMember parses the value of the member key of slot's pod spec
+// (at depth) if the pod helpers read it; read is false, and nothing
+// parsed, when they do not.
+func (p *plainParser) podSpecMember(depth, slot int, key []byte) (ok, read bool) {
+	spec := &p.specs[slot]
 	switch {
-	case v == nil || v[0] == 'n':
-		return nil, nil
-	case v[0] == '{':
-		return v, nil
+	case is(key, "hostNetwork"):
+		return p.boolean(depth, slot, &spec.HostNetwork), true
+	case is(key, "hostPID"):
+		return p.boolean(depth, slot, &spec.HostPID), true
+	case is(key, "hostIPC"):
+		return p.boolean(depth, slot, &spec.HostIPC), true
+	case is(key, "volumes"):
+		return p.volumes(depth, slot, &spec.Volumes), true
+	case is(key, "containers"):
+		return p.containers(depth, slot, &spec.Containers), true
+	case is(key, "initContainers"):
+		return p.containers(depth, slot, &spec.InitContainers), true
+	case is(key, "ephemeralContainers"):
+		return p.containers(depth, slot, &spec.EphemeralContainers), true
 	}
-	return nil, errors.New("not an object")
+	return false, false
 }
 
-// plainMember returns the value of the member of obj (a plain object, or
-// nil) whose key equals name ignoring case, nil if there is none.
-func plainMember(obj []byte, name string) []byte {
-	for key, val := range plainMembers(obj) {
-		if bytes.EqualFold(key, []byte(name)) {
-			return val
-		}
+// The readers of the pod helpers' fields below parse a member's value at
+// p.pos, in an object or array at depth, into dst as encoding/json decodes
+// it, and mark slot bad where encoding/json fails.
+
+func (p *plainParser) boolean(depth, slot int, dst *bool) bool {
+	start := p.pos
+	if !p.value(depth) {
+		return false
 	}
-	return nil
+	switch p.data[start] {
+	case 't':
+		*dst = true
+	case 'f':
+		*dst = false
+	case 'n': // no change
+	default:
+		p.bad |= 1 << slot
+	}
+	return true
 }
 
-// plainMembers yields the keys and values of obj, a valid JSON object whose
-// keys have no escapes (a plain object's), or nothing for nil.
-func plainMembers(obj []byte) iter.Seq2[[]byte, []byte] {
-	return func(yield func([]byte, []byte) bool) {
-		if obj == nil {
-			return
-		}
-		i := jsonscan.SkipSpace(obj, 1)
-		for i < len(obj) && obj[i] == '"' {
-			end := skipValue(obj, i)
-			key := obj[i+1 : end-1]
-			i = jsonscan.SkipSpace(obj, end)
-			i = jsonscan.SkipSpace(obj, i+1) // ':'
-			end = skipValue(obj, i)
-			if !yield(key, obj[i:end]) {
-				return
-			}
-			i = jsonscan.SkipSpace(obj, end)
-			if obj[i] == ',' {
-				i = jsonscan.SkipSpace(obj, i+1)
-			}
-		}
+func (p *plainParser) optionalBool(depth, slot int, dst **bool) bool {
+	start := p.pos
+	if !p.value(depth) {
+		return false
 	}
+	switch p.data[start] {
+	case 't', 'f':
+		b := p.data[start] == 't'
+		*dst = &b
+	case 'n':
+		*dst = nil
+	default:
+		p.bad |= 1 << slot
+	}
+	return true
 }
 
-// plainElements yields the elements of arr, a valid JSON array.
-func plainElements(arr []byte) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
-		i := jsonscan.SkipSpace(arr, 1)
-		for i < len(arr) && arr[i] != ']' {
-			end := skipValue(arr, i)
-			if !yield(arr[i:end]) {
-				return
-			}
-			i = jsonscan.SkipSpace(arr, end)
-			if arr[i] == ',' {
-				i = jsonscan.SkipSpace(arr, i+1)
-			}
-		}
+func (p *plainParser) str(depth, slot int, dst *string) bool {
+	start := p.pos
+	if !p.value(depth) {
+		return false
 	}
-}
-
-// skipValue returns the end of the valid JSON value starting at data[i].
-func skipValue(data []byte, i int) int {
-	switch data[i] {
+	switch p.data[start] {
 	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for i < len(data) {
-			switch data[i] {
-			case '"':
-				i = skipString(data, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
+		*dst = unquotePlain(p.data[start:p.pos])
+	case 'n': // no change
+	default:
+		p.bad |= 1 << slot
 	}
-	for i < len(data) {
-		switch data[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return i
+	return true
 }
 
-// skipString returns the end of the string literal starting at data[i],
-// in an object already found plain (valid): after the first quote that no
-// odd run of backslashes escapes. bytes.IndexByte finds the quotes many
-// bytes at a time, also through values full of escapes (kubectl's
-// last-applied annotation), which a scan that stops at each escape does not.
-func skipString(data []byte, i int) int {
-	for j := i + 1; j < len(data); {
-		k := bytes.IndexByte(data[j:], '"')
-		if k < 0 {
-			break
-		}
-		j += k
-		escaped := false
-		for b := j - 1; b > i && data[b] == '\\'; b-- {
-			escaped = !escaped
-		}
-		if !escaped {
-			return j + 1
-		}
-		j++
+// opens reports whether the value at p.pos is of the JSON type that
+// starts with open (an object or an array); null is not, and anything
+// else also marks slot bad.
+func (p *plainParser) opens(open byte, slot int) bool {
+	switch p.peek() {
+	case open:
+		return true
+	case 'n':
+	default:
+		p.bad |= 1 << slot
 	}
-	return len(data)
+	return false
+}
+
+func (p *plainParser) stringList(depth, slot int, dst *[]string) bool {
+	if !p.opens('[', slot) {
+		*dst = nil
+		return p.value(depth)
+	}
+	out := []string{}
+	ok := p.array(depth+1, func() bool {
+		out = append(out, "")
+		return p.str(depth+1, slot, &out[len(out)-1])
+	})
+	*dst = out
+	return ok
+}
+
+func (p *plainParser) volumes(depth, slot int, dst *[]podVolume) bool {
+	if !p.opens('[', slot) {
+		*dst = nil
+		return p.value(depth)
+	}
+	out := []podVolume{}
+	ok := p.array(depth+1, func() bool {
+		out = append(out, podVolume{})
+		v := &out[len(out)-1]
+		if !p.opens('{', slot) {
+			return p.value(depth + 1)
+		}
+		return p.object(depth+2, func(key []byte) bool {
+			if !is(key, "hostPath") {
+				return p.value(depth + 2)
+			}
+			if !p.opens('{', slot) {
+				v.HostPath = nil
+				return p.value(depth + 2)
+			}
+			v.HostPath = &hostPathSource{}
+			return p.object(depth+3, func(key []byte) bool {
+				if is(key, "path") {
+					return p.str(depth+3, slot, &v.HostPath.Path)
+				}
+				return p.value(depth + 3)
+			})
+		})
+	})
+	*dst = out
+	return ok
+}
+
+func (p *plainParser) containers(depth, slot int, dst *[]containerSecurity) bool {
+	if !p.opens('[', slot) {
+		*dst = nil
+		return p.value(depth)
+	}
+	out := []containerSecurity{}
+	ok := p.array(depth+1, func() bool {
+		out = append(out, containerSecurity{})
+		c := &out[len(out)-1]
+		if !p.opens('{', slot) {
+			return p.value(depth + 1)
+		}
+		return p.object(depth+2, func(key []byte) bool {
+			if is(key, "securityContext") {
+				return p.securityContext(depth+2, slot, &c.SecurityContext)
+			}
+			return p.value(depth + 2)
+		})
+	})
+	*dst = out
+	return ok
+}
+
+func (p *plainParser) securityContext(depth, slot int, dst **securityContext) bool {
+	if !p.opens('{', slot) {
+		*dst = nil
+		return p.value(depth)
+	}
+	sc := &securityContext{}
+	*dst = sc
+	return p.object(depth+1, func(key []byte) bool {
+		switch {
+		case is(key, "privileged"):
+			return p.optionalBool(depth+1, slot, &sc.Privileged)
+		case is(key, "capabilities"):
+			if !p.opens('{', slot) {
+				sc.Capabilities = nil
+				return p.value(depth + 1)
+			}
+			caps := &capabilities{}
+			sc.Capabilities = caps
+			return p.object(depth+2, func(key []byte) bool {
+				if is(key, "add") {
+					return p.stringList(depth+2, slot, &caps.Add)
+				}
+				return p.value(depth + 2)
+			})
+		}
+		return p.value(depth + 1)
+	})
 }

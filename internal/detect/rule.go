@@ -95,6 +95,11 @@ type Exceptions struct {
 type saPattern struct {
 	pattern, literal string
 	exact            bool // no wildcard: the pattern is the name
+	// star is set for a pattern that is literal, one * in the name, and
+	// suffix (no other wildcard), such as kube-system/*-controller, which
+	// matchStar matches without path.Match's backtracking.
+	star   bool
+	suffix string
 }
 
 // Threshold makes a rule alert when Count matching events with the same By
@@ -238,7 +243,11 @@ func (x *Exceptions) validate() []string {
 		if i := strings.IndexAny(sa, `*?[\`); i >= 0 {
 			lit = sa[:i]
 		}
-		x.sas = append(x.sas, saPattern{pattern: sa, literal: lit, exact: lit == sa})
+		sp := saPattern{pattern: sa, literal: lit, exact: lit == sa}
+		if rest, ok := strings.CutPrefix(sa[len(lit):], "*"); ok && strings.Contains(lit, "/") && !strings.ContainsAny(rest, `*?[\/`) {
+			sp.star, sp.suffix = true, rest
+		}
+		x.sas = append(x.sas, sp)
 	}
 	return p
 }
