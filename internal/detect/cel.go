@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"path"
 	"reflect"
 	"regexp"
@@ -39,6 +40,9 @@ import (
 //	hostNamespaces(obj)      list(string): "hostNetwork", "hostPID", "hostIPC" set
 //	hostPaths(obj)           list(string): hostPath volume paths
 //	addedCapabilities(obj)   list(string): capabilities added by any container
+//	execCommand(requestURI, requestObject)
+//	                         list(string): an exec request's command and
+//	                         arguments (see execCommand)
 //	inCIDR(ip, cidrs)        bool: ip is inside one of the CIDRs
 //	glob(s, pattern)         bool: shell-style match (*, ?)
 //	imageRegistry(image)     string: the registry host an image reference
@@ -90,6 +94,11 @@ func newEnv() (*cel.Env, error) {
 					}
 					return types.False
 				}))),
+		cel.Function("execCommand",
+			cel.Overload("execCommand_string_dyn", []*cel.Type{cel.StringType, cel.DynType}, cel.ListType(cel.StringType),
+				cel.BinaryBinding(func(uri, obj ref.Val) ref.Val {
+					return types.DefaultTypeAdapter.NativeToValue(execCommand(string(uri.(types.String)), obj.Value()))
+				}))),
 		cel.Function("glob",
 			cel.MemberOverload("string_glob_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
 				cel.BinaryBinding(func(s, pattern ref.Val) ref.Val {
@@ -107,6 +116,30 @@ func newEnv() (*cel.Env, error) {
 					return types.String(imageRepository(string(image.(types.String))))
 				}))),
 	)
+}
+
+// execCommand returns the command of an exec request, with its arguments:
+// the command parameters of the request URI, which is where the API server
+// records them (kubectl exec web -- cat /etc/passwd is
+// ...?command=cat&command=%2Fetc%2Fpasswd), or, when the URI has none, the
+// command list of the recorded object (obj, as decodeRaw decodes it), where
+// some exports keep it (GKE's request field). Empty when neither has one.
+func execCommand(uri string, obj any) []string {
+	if _, query, ok := strings.Cut(uri, "?"); ok {
+		values, _ := url.ParseQuery(query) // the well-formed pairs, even if some are not
+		if cmd := values["command"]; len(cmd) > 0 {
+			return cmd
+		}
+	}
+	out := []string{}
+	m, _ := obj.(map[string]any)
+	list, _ := m["command"].([]any)
+	for _, v := range list {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // imageRegistry returns the registry host of an image reference as the

@@ -75,7 +75,7 @@ var pantherToKustode = map[string][]string{
 	"rules/kubernetes_rules/k8s_role_node_proxy_permissions.yml":               {"role-grants-nodes-proxy"},
 	"rules/kubernetes_rules/k8s_role_pod_exec.yml":                             {"role-grants-pod-exec"},
 	"rules/kubernetes_rules/k8s_pod_created_in_system_namespace.yml":           {"workload-in-system-namespace"},
-	"rules/kubernetes_rules/k8s_clusterrolebinding_privileged.yml":             {"cluster-admin-bound"},
+	"rules/kubernetes_rules/k8s_clusterrolebinding_privileged.yml":             {"cluster-admin-bound", "privileged-role-bound-cluster-wide"},
 	"rules/kubernetes_rules/k8s_client_certificate_created.yml":                {"csr-created"},
 	"rules/kubernetes_rules/k8s_privileged_pod_created.yml":                    {"privileged-pod-created"},
 	"rules/gcp_k8s_rules/gcp_k8s_privileged_pod_created.yml":                   {"privileged-pod-created"},
@@ -97,8 +97,8 @@ var pantherToKustode = map[string][]string{
 	"rules/gcp_k8s_rules/gcp_k8s_pod_attached_to_node_host_network.yml":        {"host-namespace-pod-created"},
 	"rules/kubernetes_rules/k8s_pod_dangerous_capabilities.yml":                {"dangerous-capability-pod-created"},
 	"rules/kubernetes_rules/k8s_admission_controller_created.yml":              {"admission-webhook-changed"},
-	"rules/kubernetes_rules/k8s_serviceaccount_token_created.yml":              {"privileged-token-requested"},
-	"rules/kubernetes_rules/k8s_steal_serviceaccount_token.yml":                {"privileged-token-requested", "service-account-unusual-client", "service-account-token-outside-cluster"},
+	"rules/kubernetes_rules/k8s_serviceaccount_token_created.yml":              {"privileged-token-requested", "token-created-by-person"},
+	"rules/kubernetes_rules/k8s_steal_serviceaccount_token.yml":                {"pod-exec-token-read", "privileged-token-requested", "service-account-unusual-client", "service-account-token-outside-cluster"},
 	"rules/kubernetes_rules/k8s_system_principal_public_ip.yml":                {"service-account-token-outside-cluster"},
 }
 

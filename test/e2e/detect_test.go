@@ -148,6 +148,7 @@ func TestDetectAttacks(t *testing.T) {
 		"privileged-pod-created":         controlplane.AdminUser,
 		"sensitive-hostpath-pod-created": controlplane.AdminUser,
 		"cluster-admin-bound":            controlplane.AdminUser,
+		"token-created-by-person":        controlplane.AdminUser, // the thief's token, minted below
 		"secrets-listed-cluster-wide":    "system:serviceaccount:attack:thief",
 		"service-account-unusual-client": "system:serviceaccount:attack:thief",
 		"forbidden-burst":                alice,
