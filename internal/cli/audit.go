@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,7 @@ func newAuditReplayCommand(s streams) *cobra.Command {
 		ruleDirs   []string
 		noDefaults bool
 		stateFile  string
+		cidrs      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -51,7 +53,9 @@ with file and line, and skipped.
 
 The default rule pack is built in ('kustode rules test' runs its tests);
 --rules adds directories of your own rules, which override default rules
-with the same id or disable them (disabled: true).
+with the same id or disable them (disabled: true). --cluster-cidr names the
+cluster's pod and node networks: a service-account token used from
+elsewhere was taken out of the cluster (the default: the private ranges).
 
 -o json writes one alert per line with at least rule, severity, mitre,
 auditIDs, time, user, namespace, object and message.
@@ -63,7 +67,16 @@ Exit codes: 0 no alert; 1 alerts raised; 2 usage error or malformed input
   gcloud logging read 'resource.type="k8s_cluster"' --format=json | kustode audit replay -`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			engine, err := detect.NewEngine(detect.Options{NoDefaults: noDefaults, Dirs: ruleDirs})
+			opts := detect.Options{NoDefaults: noDefaults, Dirs: ruleDirs}
+			if len(cidrs) > 0 {
+				for _, c := range cidrs {
+					if _, err := netip.ParsePrefix(c); err != nil {
+						return usageError{fmt.Errorf("--cluster-cidr %q is not a CIDR: write an address and a prefix length (example 10.244.0.0/16)", c)}
+					}
+				}
+				opts.Lists = map[string][]string{"cluster_cidrs": cidrs}
+			}
+			engine, err := detect.NewEngine(opts)
 			if err != nil {
 				return usageError{err}
 			}
@@ -133,6 +146,7 @@ Exit codes: 0 no alert; 1 alerts raised; 2 usage error or malformed input
 	output.addTo(cmd.Flags())
 	cmd.Flags().StringSliceVar(&ruleDirs, "rules", nil, "directories of your own rules (YAML); they override default rules with the same id")
 	cmd.Flags().BoolVar(&noDefaults, "no-default-rules", false, "do not load the built-in rule pack")
+	cmd.Flags().StringSliceVar(&cidrs, "cluster-cidr", nil, "the cluster's pod and node networks (CIDRs, repeat or comma-separate); default: the private ranges")
 	cmd.Flags().StringVar(&stateFile, "state", "", "file holding what firstSeen rules learned: read at start if it exists, written at the end")
 	return cmd
 }

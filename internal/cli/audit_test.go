@@ -121,3 +121,25 @@ func TestAuditReplayState(t *testing.T) {
 		t.Errorf("second run: %s", out)
 	}
 }
+
+// --cluster-cidr sets where service-account tokens belong: the same request
+// from 10.1.2.3 is inside the default private ranges, and outside a cluster
+// whose networks are 10.244.0.0/16 and 10.0.0.0/20.
+func TestAuditReplayClusterCIDR(t *testing.T) {
+	const saEvent = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"s1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/configmaps","verb":"list","user":{"username":"system:serviceaccount:shop:web","groups":["system:serviceaccounts","system:authenticated"]},"sourceIPs":["10.1.2.3"],"userAgent":"web/1.0","objectRef":{"resource":"configmaps","namespace":"shop","apiVersion":"v1"},"responseStatus":{"code":200},"stageTimestamp":"2026-11-26T10:00:01.000000Z"}`
+	file := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(file, []byte(saEvent+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := run(t, "audit", "replay", "-o", "json", file); code != ExitOK {
+		t.Errorf("default ranges: exit %d, want %d (no alert)\n%s%s", code, ExitOK, out, stderr)
+	}
+	code, out, stderr := run(t, "audit", "replay", "-o", "json", "--cluster-cidr", "10.244.0.0/16,10.0.0.0/20", file)
+	if code != ExitFindings || !strings.Contains(out, `"rule":"service-account-token-outside-cluster"`) {
+		t.Errorf("--cluster-cidr: exit %d, want %d and service-account-token-outside-cluster\n%s%s", code, ExitFindings, out, stderr)
+	}
+	code, _, stderr = run(t, "audit", "replay", "--cluster-cidr", "10.244.0.0", file)
+	if code != ExitUsage || !strings.Contains(stderr, `--cluster-cidr "10.244.0.0" is not a CIDR`) {
+		t.Errorf("bad CIDR: exit %d, want %d and a message naming it; stderr %q", code, ExitUsage, stderr)
+	}
+}

@@ -58,6 +58,10 @@ type Audit struct {
 	WebhookTLSKeyFile   string `yaml:"webhookTLSKeyFile"`
 	// RulesDirs are directories of the user's own detection rules.
 	RulesDirs []string `yaml:"rulesDirs"`
+	// ClusterCIDRs are the cluster's pod and node networks, where
+	// service-account tokens are expected to be used from (the rules' list
+	// cluster_cidrs); empty keeps the pack's private ranges.
+	ClusterCIDRs []string `yaml:"clusterCIDRs"`
 	// SilenceAlert raises a coverage alert when no audit event arrived for
 	// this long; 0 disables it.
 	SilenceAlert time.Duration `yaml:"silenceAlert"`
@@ -152,6 +156,7 @@ const redactedPassword = "xxxxx"
 func (c Config) Redacted() Config {
 	c.Store = redactStore(c.Store)
 	c.Audit.RulesDirs = slices.Clone(c.Audit.RulesDirs)
+	c.Audit.ClusterCIDRs = slices.Clone(c.Audit.ClusterCIDRs)
 	c.Posture.Namespaces = slices.Clone(c.Posture.Namespaces)
 	c.Events.RegistryAllowList = slices.Clone(c.Events.RegistryAllowList)
 	return c

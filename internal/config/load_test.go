@@ -118,6 +118,7 @@ func TestFull(t *testing.T) {
 			WebhookTLSCertFile:  files("tls.crt"),
 			WebhookTLSKeyFile:   files("tls.key"),
 			RulesDirs:           []string{files("rules")},
+			ClusterCIDRs:        []string{"10.244.0.0/16", "10.0.0.0/20", "fd00:10:244::/56"},
 			SilenceAlert:        0,
 		},
 		Posture: Posture{

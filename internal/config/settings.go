@@ -204,6 +204,11 @@ var settings = []Setting{
 		field: func(c *Config) any { return &c.Audit.RulesDirs },
 	},
 	{
+		Key: "audit.clusterCIDRs", Flag: "cluster-cidr",
+		Usage: "the cluster's pod and node networks (CIDRs): service-account tokens used from elsewhere raise service-account-token-outside-cluster; empty: the private ranges",
+		field: func(c *Config) any { return &c.Audit.ClusterCIDRs },
+	},
+	{
 		Key: "audit.silenceAlert", Flag: "audit-silence-alert",
 		Usage: "raise a coverage alert when no audit event arrived for this long; 0 disables",
 		field: func(c *Config) any { return &c.Audit.SilenceAlert },

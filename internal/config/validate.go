@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -91,6 +92,11 @@ func (c *Config) validate() problems {
 	p.webhook(c)
 	for _, dir := range a.RulesDirs {
 		p.dir("audit.rulesDirs", dir)
+	}
+	for _, c := range a.ClusterCIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			p.add("audit.clusterCIDRs", "%q is not a CIDR: write an address and a prefix length (example \"10.244.0.0/16\")", c)
+		}
 	}
 	p.duration("audit.silenceAlert", a.SilenceAlert, true)
 

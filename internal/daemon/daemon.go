@@ -173,9 +173,12 @@ func New(ctx context.Context, cfg config.Config, restCfg *rest.Config, log *slog
 	}
 
 	// Detection.
-	opts := detect.Options{Dirs: cfg.Audit.RulesDirs}
+	opts := detect.Options{Dirs: cfg.Audit.RulesDirs, Lists: map[string][]string{}}
 	if len(cfg.Events.RegistryAllowList) > 0 {
-		opts.Lists = map[string][]string{"allowed_registries": cfg.Events.RegistryAllowList}
+		opts.Lists["allowed_registries"] = cfg.Events.RegistryAllowList
+	}
+	if len(cfg.Audit.ClusterCIDRs) > 0 {
+		opts.Lists["cluster_cidrs"] = cfg.Audit.ClusterCIDRs
 	}
 	if d.engine, err = detect.NewEngine(opts); err != nil {
 		return nil, err
