@@ -143,3 +143,12 @@ func TestAuditReplayClusterCIDR(t *testing.T) {
 		t.Errorf("bad CIDR: exit %d, want %d and a message naming it; stderr %q", code, ExitUsage, stderr)
 	}
 }
+
+// The example rules directory of docs/rules/writing.md loads on top of the
+// default pack and its tests pass, so the guide's example stays true.
+func TestRulesTestDocsExample(t *testing.T) {
+	code, out, stderr := run(t, "rules", "test", filepath.Join("..", "..", "docs", "rules", "example"))
+	if code != ExitOK || !strings.Contains(out, "7 passed, 0 failed") {
+		t.Errorf("docs/rules/example: exit %d\n%s%s", code, out, stderr)
+	}
+}

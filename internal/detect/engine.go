@@ -84,8 +84,8 @@ type Options struct {
 func NewEngine(opts Options) (*Engine, error) {
 	var files []*RuleFile
 	var problems []string
-	add := func(fsys fs.FS, root string) error {
-		f, err := loadDir(fsys, root)
+	add := func(fsys fs.FS, root, dir string) error {
+		f, err := loadDir(fsys, root, dir)
 		files = append(files, f...)
 		var le *LoadError
 		if errors.As(err, &le) {
@@ -95,12 +95,12 @@ func NewEngine(opts Options) (*Engine, error) {
 		return err
 	}
 	if !opts.NoDefaults {
-		if err := add(defaultRules, "rules"); err != nil {
+		if err := add(defaultRules, "rules", ""); err != nil {
 			return nil, fmt.Errorf("detect: default rules: %w", err)
 		}
 	}
 	for _, d := range opts.Dirs {
-		if err := add(os.DirFS(d), "."); err != nil {
+		if err := add(os.DirFS(d), ".", d); err != nil {
 			return nil, fmt.Errorf("detect: rules in %s: %w", d, err)
 		}
 	}
@@ -113,8 +113,6 @@ func NewEngine(opts Options) (*Engine, error) {
 		}
 		return nil, fmt.Errorf("detect: lists %s set in options are not declared by any rule file", strings.Join(undeclared, ", "))
 	}
-	// Files from a user dir are named relative to it: prefix the dir so
-	// messages point at the file.
 	env, err := newEnv()
 	if err != nil {
 		return nil, fmt.Errorf("detect: CEL environment: %w", err)

@@ -74,7 +74,7 @@ rules:
 		t.Fatal("bad rules loaded")
 	}
 	for _, want := range []string{
-		"bad.yaml:4: rule Bad_ID: id must be kebab-case",
+		dir + "/bad.yaml:4: rule Bad_ID: id must be kebab-case", // the path, as the user named the directory
 		`bad.yaml:10: rule bad-cel: unknown severity "urgent"`,
 	} {
 		if !strings.Contains(err.Error(), want) {

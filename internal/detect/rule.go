@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -253,7 +254,10 @@ func (x *Exceptions) validate() []string {
 }
 
 // loadDir reads every *.yaml file of a directory tree (sorted by path).
-func loadDir(fsys fs.FS, root string) ([]*RuleFile, error) {
+// loadDir loads the rule files under root in fsys, naming each (in
+// messages and in alerts' provenance) after dir joined with its path: a
+// user's directory, or "" for the embedded pack.
+func loadDir(fsys fs.FS, root, dir string) ([]*RuleFile, error) {
 	var names []string
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -275,7 +279,7 @@ func loadDir(fsys fs.FS, root string) ([]*RuleFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		rf, err := parseFile(n, data)
+		rf, err := parseFile(filepath.Join(dir, n), data)
 		var le *LoadError
 		if errors.As(err, &le) {
 			problems = append(problems, le.Problems...)
