@@ -462,6 +462,8 @@ func (t *translator) call(c celast.CallExpr) (nexpr, bool) {
 		return t.inCIDR(args)
 	case "privileged", "hostNamespaces", "hostPaths", "addedCapabilities":
 		return t.podHelper(fn, args)
+	case "execCommand":
+		return t.execCommand(args)
 	case "imageRegistry", "imageRepository":
 		if len(args) != 1 {
 			return nexpr{}, false
@@ -839,6 +841,27 @@ func (t *translator) stringPredicate(fn string, args []celast.Expr) (nexpr, bool
 		}
 		return triOf(test(a, b))
 	}), true
+}
+
+// execCommand translates execCommand(uri, obj) (cel.go) of a string and a
+// recorded object.
+func (t *translator) execCommand(args []celast.Expr) (nexpr, bool) {
+	if len(args) != 2 {
+		return nexpr{}, false
+	}
+	uri, ok := t.expr(args[0])
+	obj, ok2 := t.expr(args[1])
+	if !ok || !ok2 || uri.kind != kString || obj.kind != kObject {
+		return nexpr{}, false
+	}
+	i := objectIndex(obj.name)
+	return nexpr{kind: kList, l: func(f *frame) ([]string, bool) {
+		s, ok := uri.s(f)
+		if !ok {
+			return nil, false
+		}
+		return execCommand(s, f.object(i).value), true
+	}}, true
 }
 
 // podHelper translates a pod helper (cel.go) of a recorded object.

@@ -259,7 +259,7 @@ func TestNativeAgreesWithCEL(t *testing.T) {
 			t.Errorf("rule %s: guard %q, want %q", id, guards[id], want)
 		}
 	}
-	for _, id := range []string{"pod-exec", "anonymous-request-allowed", "forbidden-burst", "service-account-token-outside-cluster",
+	for _, id := range []string{"pod-exec", "pod-exec-token-read", "anonymous-request-allowed", "forbidden-burst", "service-account-token-outside-cluster",
 		"service-account-unusual-client", "impersonation", "system-masters-used", "impersonation-of-system-identity", "workload-in-system-namespace"} {
 		if x := tally[id+" condition"]; x == nil || x.known != x.total {
 			t.Errorf("rule %s: condition not always answered in Go (%+v)", id, x)
