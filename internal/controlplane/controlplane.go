@@ -403,6 +403,27 @@ func (cp *ControlPlane) waitReady(ctx context.Context, p *process, timeout time.
 	return nil
 }
 
+// Report describes each component for a test's failure message: whether
+// its process still runs, and the last logBytes of its log, the names
+// given (all components when none is).
+func (cp *ControlPlane) Report(logBytes int, names ...string) string {
+	cp.mu.Lock()
+	procs := slices.Clone(cp.procs)
+	cp.mu.Unlock()
+	var b strings.Builder
+	for _, p := range procs {
+		if len(names) > 0 && !slices.Contains(names, p.name) {
+			continue
+		}
+		state := "running"
+		if p.exited() {
+			state = "EXITED"
+		}
+		fmt.Fprintf(&b, "\n--- %s (pid %d, %s), end of %s:\n%s", p.name, p.pid(), state, p.logPath, p.logTail(logBytes))
+	}
+	return b.String()
+}
+
 // Stop stops every process in reverse start order (kwok, scheduler,
 // controller-manager, then the API server before etcd), each by its own PID
 // with SIGTERM and, after a grace period, SIGKILL. It removes etcd's data and,

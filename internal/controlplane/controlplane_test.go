@@ -242,3 +242,33 @@ func TestClientCert(t *testing.T) {
 		t.Errorf("subject = %v, want CN=carol O=ops,oncall", cert.Subject)
 	}
 }
+
+// Report says which components still run and quotes the end of the logs of
+// those asked for.
+func TestReport(t *testing.T) {
+	dir := t.TempDir()
+	dead, err := startProcess(Scheduler, "/bin/sh", []string{"-c", "echo 'E1126 leaderelection lost'; exit 1"}, filepath.Join(dir, "sched.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alive, err := startProcess(Kwok, "/bin/sh", []string{"-c", "echo kwok up; exec sleep 60"}, filepath.Join(dir, "kwok.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alive.stop(10 * time.Second); _ = dead.stop(time.Second) })
+	<-dead.done
+	cp := &ControlPlane{procs: []*process{dead, alive}}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(cp.Report(100), "kwok up") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // the shell's echo reaches the log
+	}
+	all := cp.Report(100)
+	for _, want := range []string{"kube-scheduler (pid", "EXITED", "leaderelection lost", "kwok (pid", "running", "kwok up"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("report lacks %q:\n%s", want, all)
+		}
+	}
+	if only := cp.Report(100, Scheduler); strings.Contains(only, "kwok") || !strings.Contains(only, "EXITED") {
+		t.Errorf("report of the scheduler alone:\n%s", only)
+	}
+}

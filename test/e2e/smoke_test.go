@@ -263,8 +263,8 @@ func TestSmokeKwokWorkloadAndMetrics(t *testing.T) {
 		return running == 2, nil
 	})
 	if err != nil {
-		t.Fatalf("deployment pods not Running on %s: %v (pods: %s; events: %s; nodes: %s)", nodeName, err, podSummary(pods),
-			eventSummary(admin, ns), nodeSummary(admin))
+		t.Fatalf("deployment pods not Running on %s: %v (pods: %s; events: %s; nodes: %s)%s", nodeName, err, podSummary(pods),
+			eventSummary(admin, ns), nodeSummary(admin), cp.Report(4000, controlplane.Scheduler, controlplane.ControllerManager, controlplane.Kwok))
 	}
 
 	pod := pods[0].Name
