@@ -2,6 +2,11 @@
 
 package controlplane
 
-import "syscall"
+import (
+	"os/exec"
+	"syscall"
+)
 
 func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func startCmd(cmd *exec.Cmd) error { return cmd.Start() }
