@@ -1,0 +1,64 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kustode/kustode/internal/cli"
+)
+
+// TestDemo runs the README's first command as a user does (kustode demo,
+// here with --exit and a free port): its own control plane, serve wired to
+// the audit webhook, the shop, the attack, and a summary that names the
+// shop's worst findings and the attack's alerts.
+func TestDemo(t *testing.T) {
+	var out, progress lockedBuffer
+	code := cli.Run(t.Context(), []string{"demo", "--exit", "--listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &progress)
+	story := out.String()
+	if code != cli.ExitOK {
+		t.Fatalf("kustode demo: exit %d\n%s\nprogress:\n%s", code, story, progress.String())
+	}
+	t.Logf("the demo's story:\n%s", story)
+	for _, want := range []string{
+		"1/5 ", "2/5 ", "3/5 ", "4/5 ", "5/5 What kustode found:",
+		"listed", "Secrets cluster-wide", // the stolen token worked
+		// The shop's findings and the attack's alerts, by check and rule.
+		"pss-privileged", "cluster-admin-bound", "privileged-pod-created", "sensitive-hostpath-pod-created",
+		"secrets-listed-cluster-wide", "service-account-unusual-client", "token-created-by-person",
+		"KUSTODE_TOKEN",
+	} {
+		if !strings.Contains(story, want) {
+			t.Errorf("the demo's story lacks %q:\n%s", want, story)
+		}
+	}
+	m := regexp.MustCompile(`Posture: (\d+) open findings \((\d+) critical`).FindStringSubmatch(story)
+	if m == nil || m[1] == "0" || m[2] == "0" {
+		t.Errorf("no critical open findings in the summary:\n%s", story)
+	}
+	if m := regexp.MustCompile(`Detection: (\d+) alerts from (\d+) rules`).FindStringSubmatch(story); m == nil || m[2] == "0" || m[2] == "1" {
+		t.Errorf("the attack raised alerts from fewer than two rules:\n%s", story)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the demo's writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
