@@ -744,16 +744,24 @@ func parseOutput(out string) []outputPart {
 
 // message fills the rule's output for ev. One pass over the template: a
 // value (a Kubernetes Event's message, say) that looks like a placeholder
-// stays as it is.
+// stays as it is. "{namespace}/" of a cluster-scoped object (no namespace)
+// is left out, so that "{namespace}/{name}" reads "name", not "/name".
 func (c *compiled) message(ev *audit.Event, res string, count int) string {
 	var b strings.Builder
 	var decoded [2]any // the recorded objects, decoded on first use
 	var isDecoded [2]bool
+	noNamespace := false // the last part was an empty {namespace}
 	for _, p := range c.output {
 		if !p.placeholder {
-			b.WriteString(p.text)
+			text := p.text
+			if noNamespace {
+				text = strings.TrimPrefix(text, "/")
+			}
+			b.WriteString(text)
+			noNamespace = false
 			continue
 		}
+		noNamespace = p.text == "{namespace}" && ev.ObjectRef.Namespace == ""
 		name := p.text[1 : len(p.text)-1]
 		if v, ok := outputVar(ev, name, res, count); ok {
 			b.WriteString(v)

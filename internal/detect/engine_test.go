@@ -292,6 +292,28 @@ rules:
 	if want := "kubelet: Pod web-1, count 3, , {user} {requestObject.count} {unknown}"; as[0].Message != want {
 		t.Errorf("message %q, want %q", as[0].Message, want)
 	}
+	// A cluster-scoped object's "{namespace}/{name}" is its name.
+	writeFile(t, dir+"/out.yaml", `apiVersion: kustode.io/v1alpha1
+kind: RuleSet
+rules:
+- id: out
+  title: t
+  severity: low
+  mitre: [T1078]
+  condition: "true"
+  output: "{user} wrote {resource} {namespace}/{name} ({namespace})"
+`)
+	if e, err = NewEngine(Options{NoDefaults: true, Dirs: []string{dir}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ ns, want string }{{"", "alice wrote clusterroles view ()"}, {"shop", "alice wrote clusterroles shop/view (shop)"}} {
+		ev := &audit.Event{AuditID: "ns-" + tc.ns, Stage: "ResponseComplete", Verb: "create", User: audit.UserInfo{Username: "alice"},
+			ObjectRef: audit.ObjectReference{Resource: "clusterroles", Namespace: tc.ns, Name: "view"}}
+		if as := e.Evaluate(ev); len(as) != 1 || as[0].Message != tc.want {
+			t.Errorf("namespace %q: alerts %+v, want the message %q", tc.ns, as, tc.want)
+		}
+	}
+
 	long := strings.Repeat("é", maxFieldLen)
 	if got := fieldString(map[string]any{"m": long}, "m"); len(got) > maxFieldLen+len("…") || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
 		t.Errorf("a long field is not cut at a rune boundary: %d bytes", len(got))

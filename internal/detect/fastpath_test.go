@@ -33,6 +33,9 @@ func referenceMessage(output string, ev *audit.Event, count int) string {
 	}
 	objects := map[string]json.RawMessage{"requestObject": ev.RequestObject, "responseObject": ev.ResponseObject}
 	decoded := map[string]any{}
+	if ev.ObjectRef.Namespace == "" { // a cluster-scoped object: "{namespace}/{name}" is its name
+		output = strings.ReplaceAll(output, "{namespace}/", "{namespace}")
+	}
 	return placeholder.ReplaceAllStringFunc(output, func(p string) string {
 		name := p[1 : len(p)-1]
 		if v, ok := vars[name]; ok {
@@ -63,6 +66,7 @@ func TestMessageMatchesReference(t *testing.T) {
 		"", "plain", "{user}", "{{user}}", "{user", "user}", "{}", "{1x}", "{requestObject}", "{requestObject.}",
 		"{requestObject.metadata.name} {responseObject.kind}/{requestObject.spec}", "{foo.bar} {lists.x}", "é{verb}é{count}",
 		"{code}{sourceIP}{impersonated}{resource}{namespace}{name}{userAgent}{nope}", "{requestObject.a.b.c} {requestObject.kind}x",
+		"{namespace}/{name}", "{{namespace}/", "{namespace}{namespace}/x", "{namespace}//", "a/{namespace}/",
 	}
 	for _, c := range engines[0].rules {
 		outputs = append(outputs, c.Output)
