@@ -517,95 +517,82 @@ func (p *plainParser) opens(open byte, slot int) bool {
 	return false
 }
 
-func (p *plainParser) stringList(depth, slot int, dst *[]string) bool {
+// plainList reads an array into dst, each element by elem (null is a nil
+// slice, [] an empty one); depth is the enclosing object's.
+func plainList[T any](p *plainParser, depth, slot int, dst *[]T, elem func(*T) bool) bool {
 	if !p.opens('[', slot) {
 		*dst = nil
 		return p.value(depth)
 	}
-	out := []string{}
+	out := []T{}
 	ok := p.array(depth+1, func() bool {
-		out = append(out, "")
-		return p.str(depth+1, slot, &out[len(out)-1])
+		var zero T
+		out = append(out, zero)
+		return elem(&out[len(out)-1]) // the pointer serves this element only
 	})
 	*dst = out
 	return ok
 }
 
-func (p *plainParser) volumes(depth, slot int, dst *[]podVolume) bool {
-	if !p.opens('[', slot) {
+// plainRef reads an object into a new *dst, each member by member (null
+// leaves *dst nil); depth is the enclosing object's or array's.
+func plainRef[T any](p *plainParser, depth, slot int, dst **T, member func(v *T, key []byte) bool) bool {
+	if !p.opens('{', slot) {
 		*dst = nil
 		return p.value(depth)
 	}
-	out := []podVolume{}
-	ok := p.array(depth+1, func() bool {
-		out = append(out, podVolume{})
-		v := &out[len(out)-1]
-		if !p.opens('{', slot) {
-			return p.value(depth + 1)
-		}
-		return p.object(depth+2, func(key []byte) bool {
+	v := new(T)
+	*dst = v
+	return p.object(depth+1, func(key []byte) bool { return member(v, key) })
+}
+
+// elementMembers reads an array element's members by member (null reads
+// nothing: a null element is a zero one); depth is the enclosing array's.
+func (p *plainParser) elementMembers(depth, slot int, member func(key []byte) bool) bool {
+	if !p.opens('{', slot) {
+		return p.value(depth)
+	}
+	return p.object(depth+1, member)
+}
+
+func (p *plainParser) stringList(depth, slot int, dst *[]string) bool {
+	return plainList(p, depth, slot, dst, func(s *string) bool { return p.str(depth+1, slot, s) })
+}
+
+func (p *plainParser) volumes(depth, slot int, dst *[]podVolume) bool {
+	return plainList(p, depth, slot, dst, func(v *podVolume) bool {
+		return p.elementMembers(depth+1, slot, func(key []byte) bool {
 			if !is(key, "hostPath") {
 				return p.value(depth + 2)
 			}
-			if !p.opens('{', slot) {
-				v.HostPath = nil
-				return p.value(depth + 2)
-			}
-			v.HostPath = &hostPathSource{}
-			return p.object(depth+3, func(key []byte) bool {
+			return plainRef(p, depth+2, slot, &v.HostPath, func(hp *hostPathSource, key []byte) bool {
 				if is(key, "path") {
-					return p.str(depth+3, slot, &v.HostPath.Path)
+					return p.str(depth+3, slot, &hp.Path)
 				}
 				return p.value(depth + 3)
 			})
 		})
 	})
-	*dst = out
-	return ok
 }
 
 func (p *plainParser) containers(depth, slot int, dst *[]containerSecurity) bool {
-	if !p.opens('[', slot) {
-		*dst = nil
-		return p.value(depth)
-	}
-	out := []containerSecurity{}
-	ok := p.array(depth+1, func() bool {
-		out = append(out, containerSecurity{})
-		c := &out[len(out)-1]
-		if !p.opens('{', slot) {
-			return p.value(depth + 1)
-		}
-		return p.object(depth+2, func(key []byte) bool {
+	return plainList(p, depth, slot, dst, func(c *containerSecurity) bool {
+		return p.elementMembers(depth+1, slot, func(key []byte) bool {
 			if is(key, "securityContext") {
 				return p.securityContext(depth+2, slot, &c.SecurityContext)
 			}
 			return p.value(depth + 2)
 		})
 	})
-	*dst = out
-	return ok
 }
 
 func (p *plainParser) securityContext(depth, slot int, dst **securityContext) bool {
-	if !p.opens('{', slot) {
-		*dst = nil
-		return p.value(depth)
-	}
-	sc := &securityContext{}
-	*dst = sc
-	return p.object(depth+1, func(key []byte) bool {
+	return plainRef(p, depth, slot, dst, func(sc *securityContext, key []byte) bool {
 		switch {
 		case is(key, "privileged"):
 			return p.optionalBool(depth+1, slot, &sc.Privileged)
 		case is(key, "capabilities"):
-			if !p.opens('{', slot) {
-				sc.Capabilities = nil
-				return p.value(depth + 1)
-			}
-			caps := &capabilities{}
-			sc.Capabilities = caps
-			return p.object(depth+2, func(key []byte) bool {
+			return plainRef(p, depth+1, slot, &sc.Capabilities, func(caps *capabilities, key []byte) bool {
 				if is(key, "add") {
 					return p.stringList(depth+2, slot, &caps.Add)
 				}
