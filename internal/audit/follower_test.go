@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/kustode/kustode/internal/testutil"
 )
 
 const testPoll = 100 * time.Millisecond
@@ -52,24 +53,6 @@ func ids(events []Event) string {
 		s = append(s, strings.TrimPrefix(e.AuditID, "id-"))
 	}
 	return strings.Join(s, ",")
-}
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // running is a Follower started in the background of a synctest bubble.
@@ -115,7 +98,7 @@ func TestFollowerLines(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "audit.log")
 		appendFile(t, path, lines(1, 3))
 		sink := &recordingSink{}
-		var logs syncBuffer
+		var logs testutil.SyncBuffer
 		r := startFollower(t, path, sink, FollowerOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		tick()
 		if got := ids(sink.received()); got != "1,2,3" {
@@ -373,7 +356,7 @@ func TestFollowerStartAtEnd(t *testing.T) {
 		partial := line(4)
 		appendFile(t, path, lines(1, 3)+partial[:30])
 		sink := &recordingSink{}
-		var logs syncBuffer
+		var logs testutil.SyncBuffer
 		startFollower(t, path, sink, FollowerOptions{StartAtEnd: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		tick()
 		appendFile(t, path, partial[30:]+"oops\n")

@@ -266,8 +266,10 @@ func TestOptionsListsReplaceDeclaredLists(t *testing.T) {
 // Output placeholders name fields of the recorded object; values are
 // inserted as they are, never expanded again.
 func TestOutputObjectFields(t *testing.T) {
-	dir := t.TempDir()
-	writeFile(t, dir+"/out.yaml", `apiVersion: kustode.io/v1alpha1
+	// engine has one rule that fires on every event, with this output.
+	engine := func(output string) *Engine {
+		dir := t.TempDir()
+		writeFile(t, dir+"/out.yaml", `apiVersion: kustode.io/v1alpha1
 kind: RuleSet
 rules:
 - id: out
@@ -275,12 +277,15 @@ rules:
   severity: low
   mitre: [T1078]
   condition: "true"
-  output: "{user}: {requestObject.involvedObject.kind} {requestObject.involvedObject.name}, count {requestObject.count}, {requestObject.missing.field}, {requestObject.message} {unknown}"
+  output: "`+output+`"
 `)
-	e, err := NewEngine(Options{NoDefaults: true, Dirs: []string{dir}})
-	if err != nil {
-		t.Fatal(err)
+		e, err := NewEngine(Options{NoDefaults: true, Dirs: []string{dir}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
 	}
+	e := engine("{user}: {requestObject.involvedObject.kind} {requestObject.involvedObject.name}, count {requestObject.count}, {requestObject.missing.field}, {requestObject.message} {unknown}")
 	ev := &audit.Event{
 		AuditID: "1", Stage: "ResponseComplete", Verb: "create", User: audit.UserInfo{Username: "kubelet"},
 		RequestObject: []byte(`{"involvedObject": {"kind": "Pod", "name": "web-1"}, "count": 3, "message": "{user} {requestObject.count}"}`),
@@ -293,19 +298,7 @@ rules:
 		t.Errorf("message %q, want %q", as[0].Message, want)
 	}
 	// A cluster-scoped object's "{namespace}/{name}" is its name.
-	writeFile(t, dir+"/out.yaml", `apiVersion: kustode.io/v1alpha1
-kind: RuleSet
-rules:
-- id: out
-  title: t
-  severity: low
-  mitre: [T1078]
-  condition: "true"
-  output: "{user} wrote {resource} {namespace}/{name} ({namespace})"
-`)
-	if e, err = NewEngine(Options{NoDefaults: true, Dirs: []string{dir}}); err != nil {
-		t.Fatal(err)
-	}
+	e = engine("{user} wrote {resource} {namespace}/{name} ({namespace})")
 	for _, tc := range []struct{ ns, want string }{{"", "alice wrote clusterroles view ()"}, {"shop", "alice wrote clusterroles shop/view (shop)"}} {
 		ev := &audit.Event{AuditID: "ns-" + tc.ns, Stage: "ResponseComplete", Verb: "create", User: audit.UserInfo{Username: "alice"},
 			ObjectRef: audit.ObjectReference{Resource: "clusterroles", Namespace: tc.ns, Name: "view"}}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/kustode/kustode/internal/finding"
 	"github.com/kustode/kustode/internal/posture"
 	"github.com/kustode/kustode/internal/store"
+	"github.com/kustode/kustode/internal/testutil"
 )
 
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -83,27 +83,9 @@ type testServer struct {
 	store   *fakeStore
 	auth    *fakeAuth
 	reg     *prometheus.Registry
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	changed int
 	ready   []Condition
-}
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 var testChecks = []*posture.Check{
@@ -114,7 +96,7 @@ var testChecks = []*posture.Check{
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
-	ts := &testServer{store: newFakeStore(), auth: &fakeAuth{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	ts := &testServer{store: newFakeStore(), auth: &fakeAuth{}, reg: prometheus.NewRegistry(), logs: &testutil.SyncBuffer{}}
 	s, err := New(Options{
 		Listen: "127.0.0.1:0",
 		Store:  ts.store,

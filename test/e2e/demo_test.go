@@ -3,13 +3,12 @@
 package e2e
 
 import (
-	"bytes"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kustode/kustode/internal/cli"
+	"github.com/kustode/kustode/internal/testutil"
 )
 
 // TestDemo runs the README's first command as a user does (kustode demo,
@@ -17,7 +16,7 @@ import (
 // the audit webhook, the shop, the attack, and a summary that names the
 // shop's worst findings and the attack's alerts.
 func TestDemo(t *testing.T) {
-	var out, progress lockedBuffer
+	var out, progress testutil.SyncBuffer
 	code := cli.Run(t.Context(), []string{"demo", "--exit", "--listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &progress)
 	story := out.String()
 	if code != cli.ExitOK {
@@ -43,22 +42,4 @@ func TestDemo(t *testing.T) {
 	if m := regexp.MustCompile(`Detection: (\d+) alerts from (\d+) rules`).FindStringSubmatch(story); m == nil || m[2] == "0" || m[2] == "1" {
 		t.Errorf("the attack raised alerts from fewer than two rules:\n%s", story)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the demo's writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
