@@ -285,7 +285,10 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := t.TempDir()
-	s := startServe(t, cp.Config(controlplane.AdminUser), dataDir, nil)
+	// The pod and node networks of a real cluster: the test's clients
+	// call from 127.0.0.1, outside them (step 4).
+	clusterCIDRs := func(c *config.Config) { c.Audit.ClusterCIDRs = []string{"10.244.0.0/16", "10.0.0.0/20"} }
+	s := startServe(t, cp.Config(controlplane.AdminUser), dataDir, clusterCIDRs)
 	took := s.waitReady(t)
 	t.Logf("serve ready (informers synced, first full posture stored) in %s", took.Round(time.Millisecond))
 
@@ -372,11 +375,19 @@ func TestServe(t *testing.T) {
 	t.Cleanup(func() {
 		_ = admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
 	})
-	for _, rule := range []string{"privileged-pod-created", "sensitive-hostpath-pod-created", "cluster-admin-bound"} {
+	// A service-account token used from outside audit.clusterCIDRs.
+	outsider := scannerKubeconfigConfig(t, ns, "outsider", []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list"}}})
+	_, _ = clientFor(t, outsider).CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+	for _, rule := range []string{"privileged-pod-created", "sensitive-hostpath-pod-created", "cluster-admin-bound", "service-account-token-outside-cluster"} {
 		waitFor(t, 15*time.Second, "alert "+rule+" stored", func() (bool, string) {
 			as := s.alerts(t, "rule="+rule)
 			return len(as) > 0 && as[0].ID > 0 && as[0].Status == store.AlertOpen && len(as[0].AuditIDs) > 0, fmt.Sprint(len(as), " alerts")
 		})
+	}
+	if as := s.alerts(t, "rule=service-account-token-outside-cluster"); !slices.ContainsFunc(as, func(a store.Alert) bool {
+		return a.User == "system:serviceaccount:"+ns+":outsider"
+	}) {
+		t.Errorf("service-account-token-outside-cluster alerts %+v: none for the outsider", as)
 	}
 	if err := admin.CoreV1().Pods(ns).Delete(ctx, "breakout", metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil {
 		t.Fatal(err)
