@@ -79,7 +79,7 @@ var pantherToKustode = map[string][]string{
 	"rules/kubernetes_rules/k8s_client_certificate_created.yml":                {"csr-created"},
 	"rules/kubernetes_rules/k8s_privileged_pod_created.yml":                    {"privileged-pod-created"},
 	"rules/gcp_k8s_rules/gcp_k8s_privileged_pod_created.yml":                   {"privileged-pod-created"},
-	"rules/kubernetes_rules/k8s_kubectl_cp_operation.yml":                      {"pod-exec", "pod-exec-by-service-account"},
+	"rules/kubernetes_rules/k8s_kubectl_cp_operation.yml":                      {"pod-files-copied-out"},
 	"rules/kubernetes_rules/k8s_exec_into_pod.yml":                             {"pod-exec", "pod-exec-by-service-account"},
 	"rules/gcp_k8s_rules/gcp_k8s_exec_into_pod.yml":                            {"pod-exec", "pod-exec-by-service-account"},
 	"rules/kubernetes_rules/k8s_daemonset_created.yml":                         {"daemonset-created"},
