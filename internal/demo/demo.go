@@ -314,6 +314,14 @@ func attack(ctx context.Context, cp *controlplane.ControlPlane, out io.Writer) e
 		return err
 	}
 	const ns = "shop"
+	// What the thief is after: the shop's key for its payment provider.
+	key := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "payment-provider", Namespace: ns},
+		StringData: map[string]string{"api-key": "demo-" + randomToken()},
+	}
+	if _, err := admin.CoreV1().Secrets(ns).Create(ctx, key, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
 	// A workload account that can list Secrets (a common over-grant).
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reporting", Namespace: ns}}
 	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -354,7 +362,11 @@ func attack(ctx context.Context, cp *controlplane.ControlPlane, out io.Writer) e
 	if err != nil {
 		return fmt.Errorf("stolen token could not list secrets: %w", err)
 	}
-	_, _ = fmt.Fprintf(out, "    - with the stolen token of shop/reporting and curl's user agent, listed %d Secrets cluster-wide\n", len(secrets.Items))
+	noun := "Secrets"
+	if len(secrets.Items) == 1 {
+		noun = "Secret"
+	}
+	_, _ = fmt.Fprintf(out, "    - with the stolen token of shop/reporting and curl's user agent, listed %d %s cluster-wide\n", len(secrets.Items), noun)
 
 	priv := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-shell", Namespace: ns},

@@ -25,7 +25,7 @@ func TestDemo(t *testing.T) {
 	t.Logf("the demo's story:\n%s", story)
 	for _, want := range []string{
 		"1/5 ", "2/5 ", "3/5 ", "4/5 ", "5/5 What kustode found:",
-		"listed", "Secrets cluster-wide", // the stolen token worked
+		"with the stolen token", // the stolen token worked
 		// The shop's findings and the attack's alerts, by check and rule.
 		"pss-privileged", "cluster-admin-bound", "privileged-pod-created", "sensitive-hostpath-pod-created",
 		"secrets-listed-cluster-wide", "service-account-unusual-client", "token-created-by-person",
@@ -34,6 +34,9 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(story, want) {
 			t.Errorf("the demo's story lacks %q:\n%s", want, story)
 		}
+	}
+	if !regexp.MustCompile(`listed [1-9]\d* Secrets? cluster-wide`).MatchString(story) {
+		t.Errorf("the stolen token listed no Secret (the shop's payment-provider key at least):\n%s", story)
 	}
 	m := regexp.MustCompile(`Posture: (\d+) open findings \((\d+) critical`).FindStringSubmatch(story)
 	if m == nil || m[1] == "0" || m[2] == "0" {
