@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 
 	"github.com/kustode/kustode/internal/jsonscan"
 )
@@ -78,10 +79,6 @@ var slotPaths = [numSlots][]string{
 	slotPodTemplate: {"template", "spec"},
 }
 
-// slotTemplate is the depth of each slot's template object, which
-// podSecurityOf requires (-1: none required).
-var slotTemplate = [numSlots]int{slotPod: -1, slotWorkload: 2, slotCronJob: 4, slotPodTemplate: 1}
-
 func kindSlot(kind string) int {
 	switch kind {
 	case "Pod":
@@ -130,7 +127,12 @@ func readPlain(raw []byte) plainRead {
 		}
 	}
 	s := kindSlot(r.kind)
-	if !r.kindOK || s < 0 || p.bad&(1<<s) != 0 || p.reached[s] < slotTemplate[s] {
+	if !r.kindOK || s < 0 || p.bad&(1<<s) != 0 {
+		return r
+	}
+	// podSecurityOf requires the template, where the path has one (the top,
+	// depth 0, is always reached).
+	if p.reached[s] < slices.Index(slotPaths[s], "template")+1 {
 		return r
 	}
 	spec := p.specs[s] // zero where the path stops short of the spec
