@@ -11,9 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/kustode/kustode/internal/audit"
 	"github.com/kustode/kustode/internal/detect"
@@ -57,6 +60,9 @@ with the same id or disable them (disabled: true). --cluster-cidr names the
 cluster's pod and node networks: a service-account token used from
 elsewhere was taken out of the cluster (the default: the private ranges).
 
+On a terminal, a line on standard error says every two seconds how many
+events have been read (unless -o json writes to the same terminal).
+
 -o json writes one alert per line with at least rule, severity, mitre,
 auditIDs, time, user, namespace, object and message.
 
@@ -87,8 +93,13 @@ Exit codes: 0 no alert; 1 alerts raised; 2 usage error or malformed input
 			}
 			var alerts []finding.Alert
 			count := 0
+			var progress *replayProgress
+			if isTerminal(s.err) && (output.value != "json" || !isTerminal(s.out)) {
+				progress = startReplayProgress(s.err, 2*time.Second)
+			}
 			emit := func(a finding.Alert) error {
 				count++
+				progress.add(0, 1)
 				if output.value == "json" {
 					b, err := json.Marshal(a)
 					if err != nil {
@@ -101,6 +112,7 @@ Exit codes: 0 no alert; 1 alerts raised; 2 usage error or malformed input
 				return nil
 			}
 			sink := audit.SinkFunc(func(_ context.Context, events []audit.Event) error {
+				progress.add(len(events), 0)
 				for i := range events {
 					for _, a := range engine.Evaluate(&events[i]) {
 						if err := emit(a); err != nil {
@@ -114,6 +126,7 @@ Exit codes: 0 no alert; 1 alerts raised; 2 usage error or malformed input
 			for _, name := range args {
 				res, err := replayOne(cmd.Context(), name, s.in, sink)
 				if err != nil {
+					progress.finish()
 					return err
 				}
 				total += res.Events
@@ -122,6 +135,7 @@ Exit codes: 0 no alert; 1 alerts raised; 2 usage error or malformed input
 					fmt.Fprintf(s.err, "kustode: %v\n", re)
 				}
 			}
+			progress.finish()
 			if stateFile != "" {
 				if err := saveState(engine, stateFile); err != nil {
 					return err
@@ -204,4 +218,64 @@ func writeAlertTable(w io.Writer, alerts []finding.Alert) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Time.UTC().Format("2006-01-02T15:04:05Z"), strings.ToUpper(a.Severity.String()), a.Rule, a.Message)
 	}
 	return tw.Flush()
+}
+
+// replayProgress writes, every interval, how far a replay has got, on one
+// terminal line that it clears at the end. A nil *replayProgress does
+// nothing.
+type replayProgress struct {
+	events, alerts atomic.Int64
+	stop, done     chan struct{}
+}
+
+func startReplayProgress(w io.Writer, interval time.Duration) *replayProgress {
+	p := &replayProgress{stop: make(chan struct{}), done: make(chan struct{})}
+	start := time.Now()
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		wrote := false
+		for {
+			select {
+			case <-p.stop:
+				if wrote {
+					_, _ = fmt.Fprint(w, "\r\033[K") // clear the line for what follows
+				}
+				return
+			case <-tick.C:
+				n := p.events.Load()
+				_, _ = fmt.Fprintf(w, "\r\033[Kkustode: %d events read, %d alerts (%.0f events/s)", n, p.alerts.Load(), float64(n)/time.Since(start).Seconds())
+				wrote = true
+			}
+		}
+	}()
+	return p
+}
+
+func (p *replayProgress) add(events, alerts int) {
+	if p != nil {
+		p.events.Add(int64(events))
+		p.alerts.Add(int64(alerts))
+	}
+}
+
+// finish stops the reports and clears their line; safe to call twice.
+func (p *replayProgress) finish() {
+	if p == nil {
+		return
+	}
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	<-p.done
+}
+
+// isTerminal reports whether w is a terminal (not a file, a pipe or
+// /dev/null).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd())) //nolint:gosec // a file descriptor fits an int
 }

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kustode/kustode/internal/testutil"
 )
 
 const execEvent = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"e1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/pods/web-1/exec","verb":"create","user":{"username":"alice","groups":["system:authenticated"]},"sourceIPs":["203.0.113.7"],"userAgent":"kubectl/v1.37.2","objectRef":{"resource":"pods","namespace":"shop","name":"web-1","subresource":"exec","apiVersion":"v1"},"responseStatus":{"code":101},"requestReceivedTimestamp":"2026-11-26T10:00:00.000000Z","stageTimestamp":"2026-11-26T10:00:01.000000Z"}`
@@ -150,5 +153,30 @@ func TestRulesTestDocsExample(t *testing.T) {
 	code, out, stderr := run(t, "rules", "test", filepath.Join("..", "..", "docs", "rules", "example"))
 	if code != ExitOK || !strings.Contains(out, "7 passed, 0 failed") {
 		t.Errorf("docs/rules/example: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// Replay's progress line counts what the sink saw every interval and is
+// cleared at the end; a nil one does nothing; a buffer is no terminal.
+func TestReplayProgress(t *testing.T) {
+	var w testutil.SyncBuffer
+	p := startReplayProgress(&w, 5*time.Millisecond)
+	p.add(1200, 0)
+	p.add(0, 3)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(w.String(), "1200 events read, 3 alerts") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.finish()
+	p.finish()
+	out := w.String()
+	if !strings.Contains(out, "\r\x1b[Kkustode: 1200 events read, 3 alerts (") || !strings.HasSuffix(out, "\r\x1b[K") {
+		t.Errorf("progress output %q", out)
+	}
+	var none *replayProgress
+	none.add(1, 1)
+	none.finish()
+	if isTerminal(&w) {
+		t.Error("a buffer taken for a terminal")
 	}
 }
