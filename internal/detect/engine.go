@@ -723,6 +723,10 @@ func (c *compiled) alert(ev *audit.Event, count int) finding.Alert {
 type outputPart struct {
 	text        string
 	placeholder bool
+	// objectPath marks "{namespace}/{name}" (one part), which reads the
+	// name alone for a cluster-scoped object and the namespace alone for
+	// a request about a whole collection.
+	objectPath bool
 }
 
 // parseOutput splits an output template at its placeholders, once at load.
@@ -739,29 +743,42 @@ func parseOutput(out string) []outputPart {
 	if last < len(out) {
 		parts = append(parts, outputPart{text: out[last:]})
 	}
+	for i := 0; i+2 < len(parts); i++ {
+		if parts[i].text == "{namespace}" && parts[i+1].text == "/" && !parts[i+1].placeholder && parts[i+2].text == "{name}" {
+			parts[i] = outputPart{text: "{namespace}/{name}", placeholder: true, objectPath: true}
+			parts = slices.Delete(parts, i+1, i+3)
+		}
+	}
 	return parts
+}
+
+// objectPath is "namespace/name", or whichever of the two is not empty.
+func objectPath(namespace, name string) string {
+	switch {
+	case namespace == "":
+		return name
+	case name == "":
+		return namespace
+	}
+	return namespace + "/" + name
 }
 
 // message fills the rule's output for ev. One pass over the template: a
 // value (a Kubernetes Event's message, say) that looks like a placeholder
-// stays as it is. "{namespace}/" of a cluster-scoped object (no namespace)
-// is left out, so that "{namespace}/{name}" reads "name", not "/name".
+// stays as it is.
 func (c *compiled) message(ev *audit.Event, res string, count int) string {
 	var b strings.Builder
 	var decoded [2]any // the recorded objects, decoded on first use
 	var isDecoded [2]bool
-	noNamespace := false // the last part was an empty {namespace}
 	for _, p := range c.output {
 		if !p.placeholder {
-			text := p.text
-			if noNamespace {
-				text = strings.TrimPrefix(text, "/")
-			}
-			b.WriteString(text)
-			noNamespace = false
+			b.WriteString(p.text)
 			continue
 		}
-		noNamespace = p.text == "{namespace}" && ev.ObjectRef.Namespace == ""
+		if p.objectPath {
+			b.WriteString(objectPath(ev.ObjectRef.Namespace, ev.ObjectRef.Name))
+			continue
+		}
 		name := p.text[1 : len(p.text)-1]
 		if v, ok := outputVar(ev, name, res, count); ok {
 			b.WriteString(v)

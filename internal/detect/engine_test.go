@@ -297,11 +297,15 @@ rules:
 	if want := "kubelet: Pod web-1, count 3, , {user} {requestObject.count} {unknown}"; as[0].Message != want {
 		t.Errorf("message %q, want %q", as[0].Message, want)
 	}
-	// A cluster-scoped object's "{namespace}/{name}" is its name.
+	// "{namespace}/{name}" drops the '/' when either is empty.
 	e = engine("{user} wrote {resource} {namespace}/{name} ({namespace})")
-	for _, tc := range []struct{ ns, want string }{{"", "alice wrote clusterroles view ()"}, {"shop", "alice wrote clusterroles shop/view (shop)"}} {
-		ev := &audit.Event{AuditID: "ns-" + tc.ns, Stage: "ResponseComplete", Verb: "create", User: audit.UserInfo{Username: "alice"},
-			ObjectRef: audit.ObjectReference{Resource: "clusterroles", Namespace: tc.ns, Name: "view"}}
+	for _, tc := range []struct{ ns, name, want string }{
+		{"", "view", "alice wrote clusterroles view ()"},
+		{"shop", "view", "alice wrote clusterroles shop/view (shop)"},
+		{"shop", "", "alice wrote clusterroles shop (shop)"}, // a list or a create posted to the collection
+	} {
+		ev := &audit.Event{AuditID: "ns-" + tc.ns + tc.name, Stage: "ResponseComplete", Verb: "create", User: audit.UserInfo{Username: "alice"},
+			ObjectRef: audit.ObjectReference{Resource: "clusterroles", Namespace: tc.ns, Name: tc.name}}
 		if as := e.Evaluate(ev); len(as) != 1 || as[0].Message != tc.want {
 			t.Errorf("namespace %q: alerts %+v, want the message %q", tc.ns, as, tc.want)
 		}

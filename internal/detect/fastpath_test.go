@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,10 +34,14 @@ func referenceMessage(output string, ev *audit.Event, count int) string {
 	}
 	objects := map[string]json.RawMessage{"requestObject": ev.RequestObject, "responseObject": ev.ResponseObject}
 	decoded := map[string]any{}
-	if ev.ObjectRef.Namespace == "" { // a cluster-scoped object: "{namespace}/{name}" is its name
-		output = strings.ReplaceAll(output, "{namespace}/", "{namespace}")
+	// "{namespace}/{name}" leaves out the '/' when either is empty: a
+	// variable of its own here ("{@path}", which no template can name).
+	vars["@path"] = strings.Trim(ev.ObjectRef.Namespace+"/"+ev.ObjectRef.Name, "/")
+	if ev.ObjectRef.Namespace != "" && ev.ObjectRef.Name != "" {
+		vars["@path"] = ev.ObjectRef.Namespace + "/" + ev.ObjectRef.Name
 	}
-	return placeholder.ReplaceAllStringFunc(output, func(p string) string {
+	output = strings.ReplaceAll(output, "{namespace}/{name}", "{@path}")
+	return regexp.MustCompile(`\{@path\}|`+placeholder.String()).ReplaceAllStringFunc(output, func(p string) string {
 		name := p[1 : len(p)-1]
 		if v, ok := vars[name]; ok {
 			return v
@@ -66,7 +71,7 @@ func TestMessageMatchesReference(t *testing.T) {
 		"", "plain", "{user}", "{{user}}", "{user", "user}", "{}", "{1x}", "{requestObject}", "{requestObject.}",
 		"{requestObject.metadata.name} {responseObject.kind}/{requestObject.spec}", "{foo.bar} {lists.x}", "é{verb}é{count}",
 		"{code}{sourceIP}{impersonated}{resource}{namespace}{name}{userAgent}{nope}", "{requestObject.a.b.c} {requestObject.kind}x",
-		"{namespace}/{name}", "{{namespace}/", "{namespace}{namespace}/x", "{namespace}//", "a/{namespace}/",
+		"{namespace}/{name}", "{{namespace}/{name}}", "{namespace}/{name}/{namespace}/{name}", "{namespace}//{name}", "a/{namespace}/", "{name}/{namespace}",
 	}
 	for _, c := range engines[0].rules {
 		outputs = append(outputs, c.Output)

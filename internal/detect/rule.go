@@ -57,6 +57,7 @@ type Rule struct {
 	// are replaced, and so is {requestObject.a.b} (or responseObject) by
 	// that field of the recorded object: "" when absent, JSON for lists
 	// and maps, cut at 1024 bytes. Other braces stay as they are.
+	// "{namespace}/{name}" leaves out the '/' when either is empty.
 	Output    string     `yaml:"output"`
 	Threshold *Threshold `yaml:"threshold"`
 	FirstSeen *FirstSeen `yaml:"firstSeen"`
